@@ -1,0 +1,58 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+OUT ?= runs/default
+CONFIG ?=
+
+.PHONY: run test install install-dev lint wordnet bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+## Train the embedded default experiment and write its report to $(OUT)/report.html.
+run: install
+	$(BIN)/hypbias run $(CONFIG) --out $(OUT)
+	@echo "Report: $(OUT)/report.html"
+
+## WordNet 3.0 for the hierarchy tests (Debian's wordnet-base), installed where missing.
+wordnet:
+	@if [ ! -f /usr/share/wordnet/data.noun ] && [ -z "$$WORDNET_DIR" ]; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			(apt-get install -y -qq wordnet-base >/dev/null 2>&1 || \
+			 (apt-get update -qq >/dev/null && apt-get install -y -qq wordnet-base >/dev/null)) || \
+			echo "warning: could not install wordnet-base; WordNet tests will be skipped"; \
+		else \
+			echo "note: WordNet 3.0 not found (apt-get install wordnet-base, or set WORDNET_DIR); WordNet tests will be skipped"; \
+		fi; \
+	fi
+
+## Install the dev extras and run the whole suite (exit code 5, no tests collected, fails).
+test: install-dev wordnet
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install-dev
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs build dist src/*.egg-info

@@ -1,0 +1,7 @@
+"""Models: a registry of built-in families and adapters, all exposing features and a linear head."""
+
+from hypbias.models import cnn, mlp  # noqa: F401  (registration)
+from hypbias.models.base import Classifier
+from hypbias.models.registry import create, list_models, register_model, register_prefix
+
+__all__ = ["Classifier", "create", "list_models", "register_model", "register_prefix"]
