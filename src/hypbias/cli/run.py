@@ -1,0 +1,54 @@
+"""``hypbias run [CONFIG] [--out DIR] [--set key=value ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from hypbias.errors import ConfigError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="train an experiment and write its run directory and report",
+        description="Train the experiment of CONFIG (default: the embedded synthetic experiment), "
+                    "track every epoch and write the run directory with report.html.",
+    )
+    p.add_argument("config", nargs="?", default=None,
+                   help="YAML config file or packaged config name (default: synthetic)")
+    p.add_argument("--out", "-o", default=None,
+                   help="run directory (default: runs/<config name>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=10 (repeatable)")
+    p.add_argument("--data-dir", default=None, help="dataset root on disk (sets data.root)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="reuse an existing run directory (its files are replaced)")
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from hypbias.experiment import run_experiment
+    from hypbias.train.config import load_config
+
+    overrides = list(args.overrides)
+    if args.data_dir is not None:
+        overrides.append(f"data.root={args.data_dir}")
+    config = load_config(args.config, overrides)
+    out = Path(args.out) if args.out else Path("runs") / _stem(config["config_file"])
+    if (out / "metrics.csv").exists() and not args.overwrite:
+        raise ConfigError(f"{out}: already holds a run; choose another --out or pass --overwrite")
+    run = run_experiment(config, out, progress=not args.no_progress, report=not args.no_report)
+    print(f"run directory: {run.path}", file=sys.stderr)
+    for sentence in run.summary.get("findings", []):
+        print(sentence)
+    if not args.no_report:
+        print(f"report: {run.file('report.html')}", file=sys.stderr)
+    return 0
+
+
+def _stem(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem)

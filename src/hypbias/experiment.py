@@ -1,0 +1,96 @@
+"""``hypbias run``: train a configured experiment and write its run directory and report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hypbias.analysis.label_spaces import (
+    COLUMNS,
+    SpaceSet,
+    build_spaces,
+    convergence_finding,
+    convergence_summary,
+    space_metrics,
+)
+from hypbias.errors import ConfigError
+from hypbias.hierarchy.files import write_hierarchy
+from hypbias.rundir import RunDir, environment
+from hypbias.train.loop import TrainResult, train
+
+
+def experiment_spaces(config: dict[str, Any], result: TrainResult) -> SpaceSet:
+    """The configured hypernym spaces and random draws for the trained dataset."""
+    sp = config["spaces"]
+    try:
+        return build_spaces(result.bundle.hierarchy, sp["hypernyms"], int(sp["random_draws"]),
+                            int(sp["seed"]), named=result.bundle.spaces)
+    except ValueError as err:
+        raise ConfigError(f"{config.get('config_file')}: {err}") from None
+
+
+def analyse_run(run: RunDir, config: dict[str, Any], spaces: SpaceSet,
+                extra_rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Derive every label-space metric from ``confusion.npz``; write metrics and summary."""
+    frames = [space_metrics(m, spaces, split) for split, m in run.confusion().items()]
+    if extra_rows:
+        frames.append(pd.DataFrame(extra_rows, columns=COLUMNS))
+    metrics = pd.concat(frames, ignore_index=True)
+    metrics["layer"] = metrics["layer"].fillna("").astype(str)
+    run.write_table("metrics", metrics)
+    summary = convergence_summary(metrics, spaces, q=float(config["spaces"]["q"]))
+    final = metrics[(metrics.metric == "accuracy") & (metrics.layer == "")]
+    last = final[final.epoch == final.epoch.max()]
+    summary["final_accuracy"] = {
+        split: dict(zip(frame.space, frame.value.round(4), strict=True))
+        for split, frame in last[~last.space.str.contains("#")].groupby("split")
+    }
+    summary["findings"] = convergence_finding(summary, spaces, split=_main_split(config))
+    run.write_json("summary.json", summary)
+    return metrics
+
+
+def _main_split(config: dict[str, Any]) -> str:
+    splits = list(config["track"]["splits"])
+    return "val" if "val" in splits else splits[0]
+
+
+def run_experiment(config: dict[str, Any], out: str | Path, *, progress: bool = True,
+                   report: bool = True) -> RunDir:
+    """Train, then write the run directory (and ``report.html`` unless ``report=False``)."""
+    run = RunDir(Path(out))
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_yaml("config.yaml", config)
+    start = time.perf_counter()
+    result = train(config, progress=progress)
+    run.write_json("environment.json", environment(str(next(result.model.parameters()).device)))
+    write_hierarchy(result.bundle.hierarchy, run.file("hierarchy.json"))
+    spaces = experiment_spaces(config, result)
+    run.write_npz("spaces.npz", spaces.to_arrays())
+    run.write_json("spaces.json", spaces.layout())
+    run.write_npz("confusion.npz", {s: result.tracker.confusion(s) for s in result.tracker.splits})
+    run.write_table("log", pd.DataFrame(result.log))
+    run.write_torch("model.pt", result.model.state_dict())
+    analyse_run(run, config, spaces, result.tracker.rows)
+    run.write_json("timing.json", {"train_seconds": result.seconds,
+                                   "total_seconds_before_report": time.perf_counter() - start,
+                                   "epochs": len(result.log) - 1})
+    if report:
+        from hypbias.report import write_report
+
+        write_report(run)
+    return run
+
+
+def load_spaces(run: RunDir) -> SpaceSet:
+    """The SpaceSet a run was analysed with."""
+    import json
+
+    layout = json.loads(run.require("spaces.json").read_text(encoding="utf-8"))
+    return SpaceSet.from_arrays(run.space_arrays(), layout)
+
+
+__all__ = ["analyse_run", "experiment_spaces", "load_spaces", "run_experiment"]

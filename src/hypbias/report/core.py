@@ -1,0 +1,93 @@
+"""The report's label-space sections: hypernym bias in greedy accuracy (paper §4.1–4.2)."""
+
+from __future__ import annotations
+
+import html
+
+
+from hypbias.report import figures as F
+from hypbias.report.html import Section
+from hypbias.report.sections import RunContext, register_section
+
+
+def _tau_table(ctx: RunContext) -> str:
+    summary, spaces = ctx.run.summary, ctx.spaces
+    final = summary.get("final_accuracy", {})
+    rows = ["<table><tr><th>space</th><th>groups</th><th>split</th><th>τ (epochs)</th>"
+            "<th>final accuracy (%)</th></tr>"]
+    groups = {"H": ctx.run.hierarchy.num_classes}
+    for name, space in spaces.hypernyms.items():
+        groups[name] = groups[spaces.random_name(name)] = space.num_groups
+    for split, taus in summary["tau"].items():
+        sd = summary["tau_sd"].get(split, {})
+        for name, value in taus.items():
+            if "#" in name:
+                continue
+            shown = "never" if value is None else f"{value:.1f}"
+            if name in sd:
+                shown += f" ± {sd[name]:.1f}"
+            acc = final.get(split, {}).get(name)
+            acc_s = "" if acc is None else f"{acc:.2f}"
+            rows.append(f"<tr><td>{html.escape(name)}</td><td>{groups.get(name, '')}</td>"
+                        f"<td>{split}</td><td>{shown}</td><td>{acc_s}</td></tr>")
+    rows.append("</table>")
+    return "".join(rows)
+
+
+@register_section(10)
+def hypernym_bias(ctx: RunContext) -> Section | None:
+    if not ctx.has_metric("relative_accuracy"):
+        return None
+    split, spaces, m = ctx.split, ctx.spaces, ctx.metrics
+    q = ctx.run.summary["q"]
+    sec = Section("Hypernym bias: greedy accuracy in hypernym and random label spaces")
+    sec.paragraphs = list(ctx.run.summary.get("findings") or
+                          ["No hypernym space reached the convergence threshold."])
+    sec.paragraphs.append(
+        "A fine prediction counts as correct in a label space when it falls in the true class's group "
+        "(greedy classification, Eq. 3–7), so every curve comes from the stored fine confusion matrices. "
+        f"τ is the first epoch whose accuracy reaches {100 * q:.0f}% of the space's best (Fig. 4); "
+        "random spaces R keep the group sizes of S and assign classes at random."
+    )
+    sec.tables.append(_tau_table(ctx))
+    sec.figures = [
+        ("relative_accuracy", F.plot_relative_accuracy(m, spaces, split),
+         "Relative accuracy A(X, t) / max A(X) per epoch (paper Fig. 1a, Eq. 8)."),
+        ("relative_gain", F.plot_relative_gain(m, spaces, split),
+         "Relative accuracy gain over chance with set imbalance (paper Fig. 3, Eq. 9)."),
+        ("convergence", F.plot_convergence(ctx.run.summary, spaces, ctx.run.hierarchy.num_classes, split),
+         f"Epoch of {100 * q:.0f}% convergence against the number of superclasses (paper Fig. 4)."),
+        ("theoretical_accuracy", F.plot_theoretical_accuracy(m, spaces, split),
+         "Measured accuracy of random label spaces against Eq. 22, P_R = P_H + (1 − P_H) Σ P_r² "
+         "(paper Fig. 7)."),
+        ("residual_error", F.plot_residual_error(m, spaces, split),
+         "Residual relative error E_R + 1 on a log scale (paper Fig. 9, Eq. 35)."),
+    ]
+    return sec
+
+
+@register_section(90)
+def training(ctx: RunContext) -> Section | None:
+    log = ctx.run.log
+    sec = Section("Training")
+    acc_cols = [c for c in log.columns if c.startswith("acc_")]
+    last = log.iloc[-1]
+    finals = ", ".join(f"{c[4:]} {last[c]:.1f}%" for c in acc_cols)
+    sec.paragraphs.append(
+        f"{int(last.epoch)} epochs in {last.seconds:.1f} s; final fine accuracy: {finals}."
+    )
+    sec.figures.append(("training", F.plot_training_log(log), "Training loss and fine accuracy."))
+    confusion = ctx.run.confusion()
+    split = ctx.split
+    if split in confusion:
+        stack = confusion[split]
+        e = stack.shape[0] - 1
+        epochs = sorted({0, min(1, e), max(e // 4, 0), e})
+        order = ctx.run.hierarchy.dfs_order()
+        sec.figures.append(("confusion", F.plot_confusions(stack, order, epochs),
+                            f"{split} confusion matrices with classes in depth-first order of the "
+                            "hierarchy: block structure = hypernyms separated first."))
+    return sec
+
+
+__all__ = ["hypernym_bias", "training"]
