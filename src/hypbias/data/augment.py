@@ -1,0 +1,298 @@
+"""Batched image augmentation on the device (App. B.1: random crop and flip, AutoAugment).
+
+Every transform takes a batch ``x`` of shape (N, C, H, W), either ``uint8`` in [0, 255] or floating
+point in [0, 1] (augment before normalising), and returns a batch of the same shape, dtype, memory
+format and range. Randomness is drawn per sample from a ``torch.Generator``; give it the data's
+device (``torch.Generator(device="cuda")``) so that drawing never copies between host and device.
+No transform loops over samples or synchronises with the device.
+
+The functional core (:func:`crop_flip`, :func:`apply_ops`) takes the per-sample random parameters
+explicitly; the classes draw them and call it. :func:`make_augment` builds what the ``augment``
+configuration value names.
+
+Policy ops (:data:`OPS`). Each sample draws one op and a signed magnitude v ∈ [−M, M] per round;
+unsigned ops use |v|. Magnitude 0 leaves the image unchanged for every op but ``autocontrast``:
+
+==============  ===============================================================
+identity        unchanged
+brightness      blend with black, factor 1 + 0.9 v
+contrast        blend with the mean grey level of the image, factor 1 + 0.9 v
+color           blend with the greyscale image (saturation), factor 1 + 0.9 v
+sharpness       blend with a 3×3 smoothed image (border kept), factor 1 + 0.9 v
+posterize       keep the 8 − round(4 |v|) high bits of each 8-bit value
+solarize        invert values above 1 − |v|
+autocontrast    stretch each channel to [0, 1] (no magnitude)
+rotate          counter-clockwise by 30° · v
+shear_x/_y      shear by 0.3 v
+translate_x/_y  shift by 0.3 v of the image width/height (empty area black)
+==============  ===============================================================
+
+Equalisation is left out (it needs a per-image histogram). The geometric ops share one
+bilinear ``grid_sample`` per round.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from hypbias._validation import check_choice, check_float, check_int
+
+OPS = ("identity", "brightness", "contrast", "color", "sharpness", "posterize", "solarize",
+       "autocontrast", "rotate", "shear_x", "shear_y", "translate_x", "translate_y")
+_INDEX = {name: i for i, name in enumerate(OPS)}
+_BLEND = ("brightness", "contrast", "color", "sharpness")
+_GEOMETRIC = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
+_GREY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as PIL's "L" conversion
+
+Augment = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _check_batch(x: torch.Tensor, owner: str) -> None:
+    if x.ndim != 4 or not (x.dtype == torch.uint8 or x.is_floating_point()):
+        raise ValueError(
+            f"The 'x' parameter of {owner} must be a uint8 or floating tensor of shape "
+            f"(N, C, H, W). Got shape {tuple(x.shape)} and dtype {x.dtype} instead."
+        )
+
+
+def _same_format(out: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``out`` laid out in memory as ``like`` (channels_last kept channels_last)."""
+    if not like.is_contiguous() and like.is_contiguous(memory_format=torch.channels_last):
+        return out.contiguous(memory_format=torch.channels_last)
+    return out.contiguous()
+
+
+def crop_flip(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor,
+              padding: int, padding_mode: str = "constant") -> torch.Tensor:
+    """Crop each image from its padded copy at its own offset, then mirror the flagged ones.
+
+    ``out[n] = pad(x)[n, :, top[n] : top[n] + H, left[n] : left[n] + W]``, reversed along W where
+    ``flip[n]``; done as one gather with the padding resolved by index arithmetic (never
+    materialised).
+
+    Parameters
+    ----------
+    x : tensor of shape (N, C, H, W), any dtype
+    top, left : integer tensors of shape (N,) with values in [0, 2 · padding]
+    flip : bool tensor of shape (N,)
+    padding : pixels added on each side
+    padding_mode : "constant" (zeros) or "reflect" (mirror without repeating the edge;
+        needs padding < H and W)
+    """
+    n, c, h, w = x.shape
+    rows = top[:, None] - padding + torch.arange(h, device=x.device)           # (N, H)
+    cols = torch.arange(w, device=x.device).expand(n, w)
+    cols = torch.where(flip[:, None], w - 1 - cols, cols) + left[:, None] - padding  # (N, W)
+    valid = None
+    if padding_mode == "reflect":
+        rows = (h - 1) - ((h - 1) - rows.abs()).abs()
+        cols = (w - 1) - ((w - 1) - cols.abs()).abs()
+    else:
+        inside_rows = (rows >= 0) & (rows < h)
+        inside_cols = (cols >= 0) & (cols < w)
+        valid = inside_rows[:, None, :, None] & inside_cols[:, None, None, :]
+        rows, cols = rows.clamp(0, h - 1), cols.clamp(0, w - 1)
+    out = x[torch.arange(n, device=x.device)[:, None, None, None],
+            torch.arange(c, device=x.device)[None, :, None, None],
+            rows[:, None, :, None], cols[:, None, None, :]]
+    if valid is not None:
+        out = out.masked_fill(~valid, 0)
+    return _same_format(out, x)
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    """Greyscale of shape (N, 1, H, W): luma for RGB, the channel mean otherwise."""
+    if x.shape[1] == 3:
+        weights = torch.tensor(_GREY, dtype=x.dtype, device=x.device)
+        return (x * weights[None, :, None, None]).sum(dim=1, keepdim=True)
+    return x.mean(dim=1, keepdim=True)
+
+
+def _smooth(x: torch.Tensor) -> torch.Tensor:
+    """PIL's SMOOTH filter ([[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13) inside, the border unchanged."""
+    c, h, w = x.shape[1:]
+    if h < 3 or w < 3:
+        return x
+    kernel = torch.ones(3, 3, dtype=x.dtype, device=x.device)
+    kernel[1, 1] = 5.0
+    kernel = (kernel / 13.0).repeat(c, 1, 1, 1)
+    inner = F.conv2d(x, kernel, groups=c)
+    return torch.cat([x[:, :, :1], torch.cat([x[:, :, 1:-1, :1], inner, x[:, :, 1:-1, -1:]], 3),
+                      x[:, :, -1:]], 2)
+
+
+def _blend(x: torch.Tensor, op: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """brightness / contrast / color / sharpness: ``degenerate + (1 + 0.9 v) (x − degenerate)``."""
+    grey = _grey(x)
+    degenerate = torch.zeros_like(x)
+    for name, image in (("contrast", grey.mean(dim=(1, 2, 3), keepdim=True)),
+                        ("color", grey), ("sharpness", _smooth(x))):
+        degenerate = torch.where((op == _INDEX[name])[:, None, None, None], image, degenerate)
+    factor = (1.0 + 0.9 * v)[:, None, None, None]
+    return (degenerate + factor * (x - degenerate)).clamp(0.0, 1.0)
+
+
+def _posterize(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Zero the round(4 |v|) low bits of the 8-bit value (exactly ``x`` where no bit is dropped)."""
+    drop = torch.round(4.0 * v.abs())[:, None, None, None]
+    step = torch.exp2(drop)
+    quantised = torch.floor(torch.round(x * 255.0) / step) * step / 255.0
+    return torch.where(drop == 0, x, quantised)
+
+
+def _autocontrast(x: torch.Tensor) -> torch.Tensor:
+    lo = x.amin(dim=(2, 3), keepdim=True)
+    hi = x.amax(dim=(2, 3), keepdim=True)
+    spread = hi - lo
+    stretched = (x - lo) / torch.where(spread > 0, spread, torch.ones_like(spread))
+    return torch.where(spread > 0, stretched, x)
+
+
+def _warp(x: torch.Tensor, op: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """One affine ``grid_sample`` for rotate / shear / translate (identity for other samples).
+
+    ``theta`` maps output to input coordinates normalised to [−1, 1]; the factors H/W and W/H
+    keep angles and shears true in pixels on non-square images.
+    """
+    h, w = x.shape[2:]
+    aspect = h / w
+
+    def pick(name: str, scale: float) -> torch.Tensor:
+        return torch.where(op == _INDEX[name], scale * v, torch.zeros_like(v))
+
+    angle = pick("rotate", math.radians(30.0))
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    shear_x, shear_y = pick("shear_x", 0.3), pick("shear_y", 0.3)
+    shift_x, shift_y = pick("translate_x", 0.3), pick("translate_y", 0.3)
+    theta = torch.stack([
+        torch.stack([cos, (shear_x - sin) * aspect, -2.0 * shift_x], dim=1),
+        torch.stack([(sin + shear_y) / aspect, cos, -2.0 * shift_y], dim=1),
+    ], dim=1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def apply_ops(x: torch.Tensor, op: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Apply policy op ``OPS[op[n]]`` with signed magnitude ``v[n]`` to image n (one round).
+
+    Parameters
+    ----------
+    x : floating tensor of shape (N, C, H, W) with values in [0, 1]
+    op : integer tensor of shape (N,), indices into :data:`OPS`
+    v : floating tensor of shape (N,), magnitudes in [−1, 1]
+
+    Returns a tensor like ``x``. Each op is evaluated on the whole batch and selected by mask:
+    a fixed number of batched kernels, no per-sample work.
+    """
+    v = v.to(x.dtype)
+
+    def chosen(names: Sequence[str]) -> torch.Tensor:
+        mask = torch.zeros_like(op, dtype=torch.bool)
+        for name in names:
+            mask |= op == _INDEX[name]
+        return mask[:, None, None, None]
+
+    out = torch.where(chosen(_BLEND), _blend(x, op, v), x)
+    out = torch.where(chosen(["posterize"]), _posterize(x, v), out)
+    solarized = torch.where(x > (1.0 - v.abs())[:, None, None, None], 1.0 - x, x)
+    out = torch.where(chosen(["solarize"]), solarized, out)
+    out = torch.where(chosen(["autocontrast"]), _autocontrast(x), out)
+    return torch.where(chosen(_GEOMETRIC), _warp(x, op, v), out)
+
+
+class CropFlip:
+    """Random crop of the image padded by ``padding`` pixels, then horizontal flip with prob. ``p``.
+
+    >>> aug = CropFlip(torch.Generator().manual_seed(0))
+    >>> aug(torch.rand(8, 3, 32, 32)).shape
+    torch.Size([8, 3, 32, 32])
+    """
+
+    def __init__(self, generator: torch.Generator, padding: int = 4, padding_mode: str = "constant",
+                 p: float = 0.5) -> None:
+        self.generator = generator
+        self.padding = check_int(padding, "padding", "CropFlip", low=0)
+        self.padding_mode = check_choice(padding_mode, "padding_mode", "CropFlip",
+                                         ("constant", "reflect"))
+        self.p = check_float(p, "p", "CropFlip", low=0.0, high=1.0)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        _check_batch(x, "CropFlip")
+        if self.padding_mode == "reflect" and self.padding >= min(x.shape[2:]):
+            raise ValueError(f"The 'padding' parameter of CropFlip must be < the image size "
+                             f"{min(x.shape[2:])} in reflect mode. Got {self.padding} instead.")
+        n, g = len(x), self.generator
+        offsets = torch.randint(0, 2 * self.padding + 1, (2, n), generator=g, device=g.device)
+        flip = torch.rand(n, generator=g, device=g.device) < self.p
+        offsets, flip = offsets.to(x.device), flip.to(x.device)
+        return crop_flip(x, offsets[0], offsets[1], flip, self.padding, self.padding_mode)
+
+
+class AutoAugment:
+    """AutoAugment-style policy: ``num_ops`` rounds, each applying one random op per sample.
+
+    Parameters
+    ----------
+    generator : source of the per-sample op choices and magnitudes
+    num_ops : rounds per call
+    magnitude : M in [0, 1], the largest |v| drawn (v uniform in [−M, M])
+    ops : the op names to choose from, a subset of :data:`OPS`
+    """
+
+    def __init__(self, generator: torch.Generator, num_ops: int = 2, magnitude: float = 1.0,
+                 ops: Sequence[str] = OPS) -> None:
+        self.generator = generator
+        self.num_ops = check_int(num_ops, "num_ops", "AutoAugment", low=0)
+        self.magnitude = check_float(magnitude, "magnitude", "AutoAugment", low=0.0, high=1.0)
+        if not ops:
+            raise ValueError("The 'ops' parameter of AutoAugment must name at least one op. "
+                             "Got an empty list instead.")
+        self.ops = tuple(check_choice(name, "ops", "AutoAugment", OPS) for name in ops)
+        self._choices = torch.tensor([_INDEX[name] for name in self.ops], device=generator.device)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        _check_batch(x, "AutoAugment")
+        work = x.float() if x.dtype in (torch.uint8, torch.float16, torch.bfloat16) else x
+        if x.dtype == torch.uint8:
+            work = work / 255.0
+        n, g = len(x), self.generator
+        for _ in range(self.num_ops):
+            pick = torch.randint(0, len(self.ops), (n,), generator=g, device=g.device)
+            v = (2.0 * torch.rand(n, generator=g, device=g.device) - 1.0) * self.magnitude
+            work = apply_ops(work, self._choices[pick].to(x.device), v.to(x.device))
+        if x.dtype == torch.uint8:
+            work = torch.round(work * 255.0)
+        return _same_format(work.to(x.dtype), x)
+
+
+class Compose:
+    """Apply transforms in order."""
+
+    def __init__(self, *transforms: Augment) -> None:
+        self.transforms = transforms
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for transform in self.transforms:
+            x = transform(x)
+        return x
+
+
+AUGMENTS = (None, "crop_flip", "autoaugment")
+
+
+def make_augment(name: str | None, generator: torch.Generator, padding: int = 4) -> Augment | None:
+    """The augmentation named by the ``train.augment`` configuration value.
+
+    ``None`` (no augmentation) returns ``None``; ``"crop_flip"`` is :class:`CropFlip`;
+    ``"autoaugment"`` is :class:`CropFlip` followed by :class:`AutoAugment` (the usual CIFAR
+    recipe). All draw from ``generator``.
+    """
+    check_choice(name, "augment", "make_augment", AUGMENTS)
+    if name is None:
+        return None
+    crop = CropFlip(generator, padding=padding)
+    return crop if name == "crop_flip" else Compose(crop, AutoAugment(generator))
