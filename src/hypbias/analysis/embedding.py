@@ -1,0 +1,144 @@
+"""Embedding layer features before measuring covers (Sec. 3.2).
+
+The paper measures covers in a UMAP embedding (M = 10 dimensions): UMAP approximates a manifold on
+which the data is uniform, so Euclidean distances there compare classes fairly; in the raw feature
+space mutual and self covers do not separate (Fig. 2a vs 2b). ``space="raw"`` keeps the raw features
+to reproduce Fig. 2a.
+
+Backends: umap-learn (the ``umap`` extra), or cuML's UMAP when it is installed and the features are
+a CUDA tensor. Both are imported only when an embedding is computed. umap-learn is reproducible only
+single-threaded, so it always runs with ``n_jobs=1`` and ``random_state=seed``; the settings used are
+recorded in :attr:`FeatureEmbedder.settings_`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+import torch
+
+from hypbias._validation import check_choice, check_float, check_int
+from hypbias.errors import missing_dependency
+
+SPACES = ("umap", "raw")
+BACKENDS = ("auto", "umap-learn", "cuml")
+
+
+def _cuml_available() -> bool:
+    return importlib.util.find_spec("cuml") is not None
+
+
+class FeatureEmbedder:
+    """Embed features of shape (n_samples, n_features) into ``dim`` dimensions (scikit-learn style).
+
+    Parameters
+    ----------
+    dim : int >= 1, M, the embedding dimension (10 in the paper)
+    seed : int >= 0, UMAP's ``random_state``
+    space : ``"umap"`` or ``"raw"`` (features returned unchanged; ``dim`` is ignored)
+    n_neighbors : int >= 2, UMAP's neighbourhood size
+    min_dist : float >= 0
+    metric : str, UMAP's input metric
+    n_epochs : int, optional; UMAP's optimisation epochs (None: its default, 500 below 10 000
+        points); fewer is faster and coarser
+    backend : ``"auto"`` (cuML for CUDA tensors when installed, else umap-learn), ``"umap-learn"``
+        or ``"cuml"``
+
+    Attributes
+    ----------
+    settings_ : dict, everything that determines the embedding (backend, package version, seed,
+        n_jobs, UMAP parameters), set by :meth:`fit_transform`
+    """
+
+    def __init__(self, dim: int = 10, seed: int = 0, space: str = "umap", n_neighbors: int = 15,
+                 min_dist: float = 0.1, metric: str = "euclidean", n_epochs: int | None = None,
+                 backend: str = "auto") -> None:
+        owner = "embed"
+        self.dim = check_int(dim, "dim", owner, low=1)
+        self.seed = check_int(seed, "seed", owner, low=0)
+        self.space = check_choice(space, "space", owner, SPACES)
+        self.n_neighbors = check_int(n_neighbors, "n_neighbors", owner, low=2)
+        self.min_dist = check_float(min_dist, "min_dist", owner, low=0)
+        self.metric = metric
+        self.n_epochs = None if n_epochs is None else check_int(n_epochs, "n_epochs", owner, low=1)
+        self.backend = check_choice(backend, "backend", owner, BACKENDS)
+
+    def _resolve_backend(self, features: Any) -> str:
+        if self.backend != "auto":
+            return self.backend
+        on_cuda = isinstance(features, torch.Tensor) and features.is_cuda
+        return "cuml" if on_cuda and _cuml_available() else "umap-learn"
+
+    def fit_transform(self, features: Any) -> Any:
+        """Embed ``features`` (array or tensor of shape (n_samples, n_features)).
+
+        Returns an array of shape (n_samples, dim), float32, of the input's kind: a NumPy array for
+        NumPy input, a tensor on the input's device for tensor input. ``space="raw"`` returns
+        ``features`` itself.
+        """
+        shape = tuple(features.shape) if hasattr(features, "shape") else np.shape(features)
+        if len(shape) != 2 or shape[0] < 2:
+            raise ValueError(
+                "The 'features' parameter of embed must have shape (n_samples, n_features) with "
+                f"n_samples >= 2. Got shape {shape} instead."
+            )
+        if self.space == "raw":
+            self.settings_ = {"space": "raw"}
+            return features
+        backend = self._resolve_backend(features)
+        params = {"n_components": self.dim, "n_neighbors": min(self.n_neighbors, shape[0] - 1),
+                  "min_dist": self.min_dist, "metric": self.metric, "random_state": self.seed,
+                  "n_epochs": self.n_epochs}
+        if backend == "cuml":
+            out, version = _cuml_embed(features, params)
+        else:
+            out, version = _umap_learn_embed(features, params)
+        self.settings_ = {"space": "umap", "backend": backend, "version": version,
+                          "n_jobs": 1 if backend == "umap-learn" else None, **params}
+        if isinstance(features, torch.Tensor):
+            return torch.as_tensor(np.asarray(out, dtype=np.float32), device=features.device)
+        return np.asarray(out, dtype=np.float32)
+
+
+def _as_numpy(features: Any) -> np.ndarray:
+    if isinstance(features, torch.Tensor):
+        return features.detach().float().cpu().numpy()
+    return np.asarray(features, dtype=np.float32)
+
+
+def _umap_learn_embed(features: Any, params: dict[str, Any]) -> tuple[np.ndarray, str]:
+    try:
+        import umap
+    except ImportError:
+        raise missing_dependency("umap-learn", "umap", "The UMAP embedding of layer features") from None
+    model = umap.UMAP(n_jobs=1, transform_seed=params["random_state"], **params)
+    return model.fit_transform(_as_numpy(features)), getattr(umap, "__version__", "unknown")
+
+
+def _cuml_embed(features: Any, params: dict[str, Any]) -> tuple[np.ndarray, str]:
+    try:
+        import cuml
+        from cuml.manifold import UMAP
+    except ImportError:
+        raise missing_dependency("cuml", "umap", "The cuML UMAP backend") from None
+    data = features.detach().float().contiguous() if isinstance(features, torch.Tensor) else (
+        _as_numpy(features))
+    args = {k: v for k, v in params.items() if v is not None}
+    model = UMAP(output_type="numpy", **args)
+    return model.fit_transform(data), getattr(cuml, "__version__", "unknown")
+
+
+def embed(features: Any, dim: int = 10, seed: int = 0, space: str = "umap",
+          n_neighbors: int = 15, **kwargs: Any) -> Any:
+    """Embed features of shape (n_samples, n_features) with UMAP into ``dim`` dimensions (Sec. 3.2).
+
+    Shorthand for ``FeatureEmbedder(dim, seed, space, n_neighbors, **kwargs).fit_transform(features)``;
+    ``kwargs`` are ``min_dist``, ``metric``, ``n_epochs`` and ``backend``. Returns an array of shape
+    (n_samples, dim) of the input's kind; ``space="raw"`` returns ``features`` unchanged.
+    """
+    return FeatureEmbedder(dim, seed, space, n_neighbors, **kwargs).fit_transform(features)
+
+
+__all__ = ["BACKENDS", "SPACES", "FeatureEmbedder", "embed"]

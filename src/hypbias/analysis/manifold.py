@@ -1,0 +1,186 @@
+"""The layer-wise hierarchy analysis of one checkpoint (Sec. 3.2, 4.3; App. C.3, C.4; Table 6–7).
+
+:func:`manifold_metrics` is a pure function of a model and fixed samples: for each layer it extracts
+features (global max-pool for maps), embeds query and support together, measures covers, the three
+cophenetic correlations with the hierarchy, and optionally linear-probe accuracy in every label
+space. The training tracker (every few epochs) and ``hypbias analyze`` (over saved checkpoints) both
+call it, with samples drawn once by :mod:`hypbias.analysis.sampling`.
+
+Rows are long format, ``{"epoch", "split", "space", "metric", "value", "layer"}``:
+
+* ``ccc_cover``, ``ccc_class_means``, ``ccc_direct`` (space ``H``): Pearson r of the mutual-cover
+  distance D_F, the class-mean distances and the example-pair distances with d_W (Eq. 17–18, Table 6);
+* ``self_cover``, ``mutual_cover`` (space ``H``): mean diagonal and off-diagonal covers (Fig. 2);
+* ``probe_accuracy`` (space ``H`` and each given space): the probe's greedy accuracy in percent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from hypbias._validation import check_choice, check_float, check_int
+from hypbias.analysis.embedding import SPACES, FeatureEmbedder
+from hypbias.analysis.probes import METHODS, probe
+from hypbias.labelspace import LabelSpace
+from hypbias.metrics.manifold import (
+    class_mean_distances,
+    cophenetic_correlation,
+    cover_distance,
+    covers,
+    example_pair_correlation,
+    mutual_cover_mean,
+    self_cover_mean,
+)
+from hypbias.models.layers import PoolSpec, check_pool, extract_features
+
+
+class Labelled(NamedTuple):
+    """Model inputs of shape (n, ...) and their fine labels, int array of shape (n,)."""
+
+    x: torch.Tensor
+    y: np.ndarray
+
+
+@dataclass(frozen=True)
+class ManifoldSettings:
+    """Parameters of :func:`manifold_metrics` (the ``manifold`` section of a config).
+
+    Attributes
+    ----------
+    dim : UMAP dimension M (10)
+    space : ``"umap"`` or ``"raw"`` (Fig. 2a)
+    seed : UMAP's random state
+    n_neighbors, n_epochs : UMAP parameters (n_epochs None: umap-learn's default)
+    r_max : cover radius; None = the largest query-to-class distance observed
+    probe_method : ``"logistic"`` or ``"ridge"``
+    probe_pool : pooling of maps for probes (App. C.4: a medium average-pooling window)
+    batch_size : examples per forward pass
+    """
+
+    dim: int = 10
+    space: str = "umap"
+    seed: int = 0
+    n_neighbors: int = 15
+    n_epochs: int | None = None
+    r_max: float | None = None
+    probe_method: str = "logistic"
+    probe_pool: PoolSpec = ("avg", 2)
+    batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        owner = "ManifoldSettings"
+        check_int(self.dim, "dim", owner, low=1)
+        check_choice(self.space, "space", owner, SPACES)
+        check_int(self.seed, "seed", owner, low=0)
+        check_int(self.n_neighbors, "n_neighbors", owner, low=2)
+        if self.n_epochs is not None:
+            check_int(self.n_epochs, "n_epochs", owner, low=1)
+        if self.r_max is not None:
+            check_float(self.r_max, "r_max", owner, low=0, low_open=True)
+        check_choice(self.probe_method, "probe_method", owner, METHODS)
+        check_pool(self.probe_pool)
+        check_int(self.batch_size, "batch_size", owner, low=1)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values, for recording next to the results."""
+        return asdict(self)
+
+
+def _row(epoch: int, split: str, space: str, metric: str, value: float, layer: str) -> dict[str, Any]:
+    return {"epoch": epoch, "split": split, "space": space, "metric": metric,
+            "value": float(value), "layer": layer}
+
+
+def cover_rows(query: Any, query_labels: np.ndarray, support: Any, support_labels: np.ndarray,
+               graph_distance: np.ndarray, *, epoch: int, split: str, layer: str,
+               r_max: float | None = None) -> list[dict[str, Any]]:
+    """Covers and the three CCCs of one layer's embedded query (n_q, M) and support (n_s, M)."""
+    c = len(graph_distance)
+    a = covers(query, query_labels, support, support_labels, r_max, num_classes=c)
+    both = torch.cat([torch.as_tensor(query), torch.as_tensor(support)])
+    means = class_mean_distances(both, np.concatenate([query_labels, support_labels]), c)
+    values = {
+        "ccc_cover": cophenetic_correlation(cover_distance(a), graph_distance),
+        "ccc_class_means": cophenetic_correlation(means, graph_distance),
+        "ccc_direct": example_pair_correlation(query, query_labels, support, support_labels,
+                                               graph_distance),
+        "self_cover": self_cover_mean(a),
+        "mutual_cover": mutual_cover_mean(a),
+    }
+    return [_row(epoch, split, "H", metric, v, layer) for metric, v in values.items()]
+
+
+def manifold_metrics(
+    model: nn.Module,
+    layers: Sequence[str],
+    query: Labelled,
+    support: Labelled,
+    graph_distance: Any,
+    spaces: Mapping[str, LabelSpace | None] | None = None,
+    *,
+    epoch: int,
+    split: str = "train",
+    probe_train: Labelled | None = None,
+    probe_test: Labelled | None = None,
+    probe_split_name: str = "val",
+    settings: ManifoldSettings | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Per-layer manifold alignment and probe accuracy of ``model`` at one epoch.
+
+    Parameters
+    ----------
+    model : nn.Module, put in eval mode for the duration (its mode is restored)
+    layers : module names, bottom to top (see :class:`hypbias.models.layers.LayerFeatures`)
+    query, support : Labelled samples of ``split`` (:func:`sample_query_support`), embedded together
+    graph_distance : array of shape (C, C), the hierarchy's d_W (``Hierarchy.graph_distance_matrix``)
+    spaces : dict name -> LabelSpace (None for H) the probes are scored in; default ``{"H": None}``
+    epoch : recorded in every row
+    split : the split ``query`` and ``support`` come from
+    probe_train, probe_test : Labelled samples for the probes (:func:`probe_split`); no probe rows
+        when either is None
+    probe_split_name : the split the probe samples come from
+    settings : ManifoldSettings; default ``ManifoldSettings()``
+    progress : show a progress bar over the layers
+
+    Returns
+    -------
+    list of row dicts with keys ``epoch, split, space, metric, value, layer``.
+    """
+    settings = settings or ManifoldSettings()
+    epoch = check_int(epoch, "epoch", "manifold_metrics", low=0)
+    d_w = np.asarray(graph_distance, dtype=np.float64)
+    spaces = {"H": None} if spaces is None else spaces
+    embedder = FeatureEmbedder(settings.dim, settings.seed, settings.space, settings.n_neighbors,
+                               n_epochs=settings.n_epochs)
+    n_q = len(query.x)
+    inputs = torch.cat([query.x, support.x])
+    feats = extract_features(model, inputs, layers, "max", settings.batch_size)
+    probing = probe_train is not None and probe_test is not None
+    if probing:
+        probe_feats = extract_features(model, torch.cat([probe_train.x, probe_test.x]), layers,
+                                       settings.probe_pool, settings.batch_size)
+    rows: list[dict[str, Any]] = []
+    stage = "UMAP" if settings.space == "umap" else "covers"
+    for layer in tqdm(layers, desc=f"{stage} (epoch {epoch})", disable=not progress, leave=False):
+        z = embedder.fit_transform(feats.pop(layer))
+        rows += cover_rows(z[:n_q], query.y, z[n_q:], support.y, d_w, epoch=epoch, split=split,
+                           layer=layer, r_max=settings.r_max)
+        if probing:
+            f = probe_feats.pop(layer)
+            n_train = len(probe_train.x)
+            scores = probe(f[:n_train], probe_train.y, f[n_train:], probe_test.y, spaces,
+                           method=settings.probe_method, num_classes=len(d_w))
+            rows += [_row(epoch, probe_split_name, name, "probe_accuracy", v, layer)
+                     for name, v in scores.items()]
+    return rows
+
+
+__all__ = ["Labelled", "ManifoldSettings", "cover_rows", "manifold_metrics"]
