@@ -1,0 +1,324 @@
+"""Neural collapse from fine statistics against the plain NumPy computation from raw features."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collapse_reference import reference_collapse
+from hypbias.data.synthetic import synthetic_hierarchy
+from hypbias.labelspace import LabelSpace
+from hypbias.metrics.collapse import (
+    ClassStatistics,
+    equiangularity,
+    equinorm,
+    max_angle,
+    nearest_mean_mismatch,
+    neural_collapse,
+    self_duality,
+    superclass_classifier,
+)
+
+NC_KEYS = ["nc1", "nc2_equinorm_means", "nc2_equinorm_weights", "nc2_equiangular_means",
+           "nc2_equiangular_weights", "nc2_maxangle_means", "nc2_maxangle_weights", "nc3"]
+
+
+def make_data(branching: tuple[int, int], dim: int, seed: int = 0, noise: float = 1.0):
+    """Unbalanced tree-structured Gaussian classes: features (N, D), labels, W, b, S, R."""
+    rng = np.random.default_rng(seed)
+    space = LabelSpace.from_hierarchy(synthetic_hierarchy(list(branching)), n=branching[0])
+    c = space.num_classes
+    means = 3.0 * rng.normal(size=(space.num_groups, dim))[space.t] + rng.normal(size=(c, dim))
+    counts = rng.integers(3, 40, size=c)
+    labels = rng.permutation(np.repeat(np.arange(c), counts))
+    features = means[labels] + noise * rng.normal(size=(len(labels), dim))
+    weight = means + 0.5 * rng.normal(size=(c, dim))
+    bias = rng.normal(size=c)
+    return features, labels, weight, bias, space, space.random_isomorphic(seed + 1)
+
+
+def accumulate(features, labels, batch: int) -> ClassStatistics:
+    stats = ClassStatistics(len(np.unique(labels)), features.shape[1])
+    for i in range(0, len(labels), batch):
+        stats.update(features[i:i + batch], labels[i:i + batch])
+    return stats
+
+
+def batches(features, labels, size: int):
+    return [(features[i:i + size], labels[i:i + size]) for i in range(0, len(labels), size)]
+
+
+# 12 classes in D = 20 (K <= D: Gram route) and 30 classes in D = 8 (K > D, rank D < C - 1).
+DATASETS = {"wide": make_data((3, 4), 20), "narrow": make_data((5, 6), 8, seed=3)}
+
+
+@pytest.mark.parametrize("data", DATASETS)
+@pytest.mark.parametrize("which", ["H", "S", "R"])
+def test_every_metric_matches_numpy_reference(data, which):
+    features, labels, weight, bias, s, r = DATASETS[data]
+    space = {"H": None, "S": s, "R": r}[which]
+    stats = accumulate(features, labels, batch=37)
+    ours = neural_collapse(stats, weight, bias, space)
+    ours["nc4"] = nearest_mean_mismatch(stats, weight, bias, batches(features, labels, 50),
+                                        {which: space})[which]
+    ref = reference_collapse(features, labels, weight, bias, None if space is None else space.t)
+    assert set(ours) == set(ref)
+    for key, value in ref.items():
+        assert ours[key] == pytest.approx(value, rel=1e-8, abs=1e-12), key
+
+
+@pytest.mark.parametrize("which", ["H", "S"])
+def test_space_statistics_match_raw_features(which):
+    features, labels, _, _, s, _ = DATASETS["wide"]
+    space = None if which == "H" else s
+    g = labels if space is None else s.t[labels]
+    got = accumulate(features, labels, batch=64).compute(space)
+    mu = np.stack([features[g == k].mean(axis=0) for k in range(g.max() + 1)])
+    centered = features - mu[g]
+    np.testing.assert_allclose(got.counts.numpy(), np.bincount(g))
+    np.testing.assert_allclose(got.means.numpy(), mu, rtol=1e-12)
+    np.testing.assert_allclose(got.global_mean.numpy(), features.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(got.within_covariance.numpy(), centered.T @ centered / len(g),
+                               rtol=1e-10, atol=1e-13)
+    m = mu - features.mean(axis=0)
+    np.testing.assert_allclose(got.between_covariance.numpy(), m.T @ m / len(mu), rtol=1e-12)
+
+
+def test_superclass_classifier_averages_member_rows():
+    weight = torch.arange(12.0, dtype=torch.float64).reshape(4, 3)
+    w, b = superclass_classifier(weight, torch.tensor([1.0, 3.0, 5.0, 6.0]),
+                                 LabelSpace([1, 0, 1, 1]))
+    assert w.tolist() == [[3.0, 4.0, 5.0], [5.0, 6.0, 7.0]]
+    assert b.tolist() == [3.0, 4.0]
+
+
+def test_simplex_etf_with_self_dual_classifier_is_fully_collapsed():
+    c = 5
+    etf = np.eye(c) - 1.0 / c  # rows: a simplex ETF (centered, equal norms and angles)
+    labels = np.random.default_rng(0).permutation(np.repeat(np.arange(c), 3))
+    features = etf[labels] + 7.0  # a common offset must not matter
+    stats = ClassStatistics(c, c)
+    stats.update(features, labels)
+    nc = neural_collapse(stats, 2.0 * etf, np.zeros(c))
+    assert nc["nc1"] == pytest.approx(0.0, abs=1e-12)
+    assert nc["nc3"] == pytest.approx(0.0, abs=1e-12)
+    for key in NC_KEYS[1:7]:
+        assert nc[key] == pytest.approx(0.0, abs=1e-12), key
+    nc4 = nearest_mean_mismatch(stats, 2.0 * etf, np.zeros(c), [features], {"H": None})
+    assert nc4 == {"H": 0.0}
+
+
+def test_pure_nc2_and_nc3_functions_on_known_vectors():
+    v = torch.tensor([[3.0, 4.0], [0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    assert equinorm(v) == pytest.approx(np.std([5, 1, 1], ddof=1) / np.mean([5, 1, 1]))
+    cos = np.array([0.8, 0.6, 0.0])  # pairs (0,1), (0,2), (1,2)
+    assert equiangularity(v) == pytest.approx(np.std(cos, ddof=1))
+    assert max_angle(v) == pytest.approx(np.mean(np.abs(cos + 0.5)))
+    assert self_duality(v, 2.0 * v) == pytest.approx(0.0, abs=1e-15)
+    assert math.isnan(equiangularity(v[:2]))  # one pair: no sample std
+
+
+def test_nc1_vanishes_with_within_class_noise():
+    nc1 = []
+    for noise in [1.0, 1e-1, 1e-2, 1e-3, 1e-4]:
+        features, labels, weight, bias, s, _ = make_data((3, 4), 20, noise=noise)
+        stats = accumulate(features, labels, batch=100)
+        nc1.append([neural_collapse(stats, weight, bias, space)["nc1"] for space in (None, s)])
+    nc1 = np.array(nc1)
+    # Σ_W(H) scales with noise² while Σ_B hardly moves: NC1 falls by ~100 per decade of noise.
+    np.testing.assert_allclose(nc1[1:, 0] / nc1[:-1, 0], 1e-2, rtol=0.05)
+    assert nc1[-1, 0] < 1e-8
+    # Raw moments stay exact enough near collapse (noise 1e-4 against means of norm ~15).
+    ref = reference_collapse(features, labels, weight, bias)["nc1"]
+    assert nc1[-1, 0] == pytest.approx(ref, rel=1e-6)
+    # In S the spread of fine means around their superclass mean remains: NC1 does not vanish.
+    assert nc1[-1, 1] > 1e-3
+
+
+SPLIT_DATA = make_data((3, 4), 6, seed=7)
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.integers(1, 60), min_size=1, max_size=8),
+       seed=st.integers(0, 2**16), shards=st.integers(1, 4))
+def test_invariant_to_batch_size_order_and_shards(sizes, seed, shards):
+    features, labels, weight, bias, s, _ = SPLIT_DATA
+    order = np.random.default_rng(seed).permutation(len(labels))
+    parts, cursor, i = [], 0, 0
+    while cursor < len(labels):
+        parts.append(order[cursor:cursor + sizes[i % len(sizes)]])
+        cursor += sizes[i % len(sizes)]
+        i += 1
+    shard_stats = [ClassStatistics(12, 6) for _ in range(shards)]
+    for j, idx in enumerate(parts):
+        shard_stats[j % shards].update(torch.from_numpy(features[idx]), torch.from_numpy(labels[idx]))
+    merged = shard_stats[0]
+    for other in shard_stats[1:]:
+        merged.merge(other)
+    one_pass = accumulate(features, labels, batch=len(labels))
+    for name, value in one_pass.state_dict().items():
+        np.testing.assert_allclose(merged.state_dict()[name], value, rtol=1e-12, atol=1e-12)
+    for space in (None, s):
+        got, want = neural_collapse(merged, weight, bias, space), neural_collapse(
+            one_pass, weight, bias, space)
+        for key in NC_KEYS:
+            assert got[key] == pytest.approx(want[key], rel=1e-9), key
+    reordered = [(features[idx], labels[idx]) for idx in parts]
+    assert nearest_mean_mismatch(merged, weight, bias, reordered, {"H": None, "S": s}) == (
+        nearest_mean_mismatch(one_pass, weight, bias, [features], {"H": None, "S": s}))
+
+
+def test_nc4_reads_the_batches_once_for_all_spaces():
+    features, labels, weight, bias, s, r = DATASETS["wide"]
+    stats = accumulate(features, labels, batch=1000)
+    consumed = []
+
+    def stream():
+        for f, y in batches(features, labels, 40):
+            consumed.append(len(y))
+            yield torch.from_numpy(f).float(), torch.from_numpy(y)
+
+    spaces = {"H": None, "S3": s, "R3#0": r}
+    got = nearest_mean_mismatch(stats, torch.from_numpy(weight), torch.from_numpy(bias), stream(),
+                                spaces, chunk_size=7)
+    assert sum(consumed) == len(labels)
+    assert list(got) == list(spaces)
+    for name, space in spaces.items():
+        ref = reference_collapse(features.astype(np.float32), labels, weight, bias,
+                                 None if space is None else space.t)
+        assert got[name] == pytest.approx(ref["nc4"], abs=1e-12)
+
+
+def test_state_dict_round_trip_and_pickle():
+    features, labels, weight, bias, s, _ = DATASETS["wide"]
+    stats = accumulate(features, labels, batch=64)
+    restored = ClassStatistics(12, 20)
+    restored.load_state_dict(stats.state_dict())
+    assert neural_collapse(restored, weight, bias, s) == neural_collapse(stats, weight, bias, s)
+    again = pickle.loads(pickle.dumps(stats))
+    assert again.num_samples == stats.num_samples == len(labels)
+    stats.reset()
+    assert stats.num_samples == 0
+    assert float(stats.second_moment.abs().sum()) == 0.0
+
+
+def test_state_follows_the_first_batch_and_stays_float64():
+    stats = ClassStatistics(3, 2)
+    stats.update(torch.ones(4, 2, dtype=torch.bfloat16), torch.tensor([0, 1, 2, 2]))
+    assert stats.sums.dtype == torch.float64
+    assert stats.device == torch.device("cpu")
+    assert stats.counts.tolist() == [1.0, 1.0, 2.0]
+    assert repr(stats) == "ClassStatistics(3 classes, dim 2, 4 samples, device cpu)"
+
+
+def _reduce_worker(rank: int, store: str, features, labels, weight, bias, out) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        stats = ClassStatistics(12, features.shape[1])
+        stats.update(features[rank::2], labels[rank::2])
+        stats.all_reduce()
+        nc4 = nearest_mean_mismatch(stats, weight, bias, [features[rank::2]], {"H": None},
+                                    all_reduce=True)
+        out[rank] = (stats.state_dict(), nc4)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_all_reduce_sums_state_over_processes(tmp_path):
+    features, labels, weight, bias, _, _ = DATASETS["wide"]
+    with mp.Manager() as manager:
+        out = manager.dict()
+        mp.spawn(_reduce_worker, nprocs=2, join=True,
+                 args=(str(tmp_path / "store"), features, labels, weight, bias, out))
+        results = dict(out)
+    whole = accumulate(features, labels, batch=1000)
+    want_nc4 = nearest_mean_mismatch(whole, weight, bias, [features], {"H": None})
+    for state, nc4 in results.values():
+        for name, value in whole.state_dict().items():
+            np.testing.assert_allclose(state[name], value, rtol=1e-12)
+        assert nc4 == want_nc4
+
+
+def test_all_reduce_without_process_group_is_a_no_op():
+    stats = ClassStatistics(2, 1)
+    stats.update(np.array([[1.0], [3.0]]), np.array([0, 1]))
+    stats.all_reduce()
+    assert stats.sums.flatten().tolist() == [1.0, 3.0]
+
+
+# ---------------------------------------------------------------------------- bad input
+def _stats() -> ClassStatistics:
+    stats = ClassStatistics(3, 2)
+    stats.update(np.eye(3)[:, :2] + np.arange(3)[:, None], np.array([0, 1, 2]))
+    return stats
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: ClassStatistics(0, 2),
+     "The 'num_classes' parameter of ClassStatistics must be an int >= 1. Got 0 instead."),
+    (lambda: _stats().update(np.zeros((4, 3)), np.zeros(4, dtype=int)),
+     "The 'features' parameter of ClassStatistics.update must be a float array of shape (n, 2). "
+     "Got shape (4, 3) and dtype torch.float64 instead."),
+    (lambda: _stats().update(np.zeros(2), np.zeros(1, dtype=int)),
+     "The 'features' parameter of ClassStatistics.update must be a float array of shape (n, 2). "
+     "Got shape (2,) and dtype torch.float64 instead."),
+    (lambda: _stats().update(np.zeros((2, 2)), np.array([0, 3])),
+     "The 'labels' parameter of ClassStatistics.update must hold values in [0, 3). "
+     "Got values in [0, 3] instead."),
+    (lambda: _stats().update(np.zeros((2, 2)), np.array([-1, 0])),
+     "The 'labels' parameter of ClassStatistics.update must hold values in [0, 3). "
+     "Got values in [-1, 0] instead."),
+    (lambda: _stats().update(np.zeros((2, 2)), np.array([0.0, 1.0])),
+     "The 'labels' parameter of ClassStatistics.update must be a 1-d integer array. "
+     "Got shape (2,) and dtype torch.float64 instead."),
+    (lambda: _stats().update(np.zeros((2, 2)), np.array([0, 1, 2])),
+     "The 'labels' parameter of ClassStatistics.update must have length 2 to match the "
+     "features. Got 3 instead."),
+    (lambda: _stats().merge(ClassStatistics(3, 4)),
+     "The 'other' parameter of ClassStatistics.merge must be a ClassStatistics with 3 classes "
+     "and dim 2. Got 3 classes and dim 4 instead."),
+    (lambda: _stats().load_state_dict({"counts": torch.zeros(3), "sums": torch.zeros(3, 2)}),
+     "The 'state' parameter of ClassStatistics.load_state_dict lacks the key 'second_moment'. "
+     "Got keys ['counts', 'sums'] instead."),
+    (lambda: _stats().load_state_dict({"counts": torch.zeros(3), "sums": torch.zeros(3, 3),
+                                       "second_moment": torch.zeros(2, 2)}),
+     "The 'sums' entry of ClassStatistics.load_state_dict must have shape (3, 2). "
+     "Got (3, 3) instead."),
+    (lambda: neural_collapse(_stats(), np.zeros((3, 5)), None),
+     "The 'weight' parameter of neural_collapse must have shape (3, 2) to match the statistics. "
+     "Got (3, 5) instead."),
+    (lambda: neural_collapse(_stats(), np.ones((3, 2)), np.zeros(4)),
+     "The 'bias' parameter of neural_collapse must have shape (3,) to match the statistics. "
+     "Got (4,) instead."),
+    (lambda: neural_collapse(_stats(), np.ones((3, 2)), None, LabelSpace([0, 1])),
+     "The 'space' parameter of neural_collapse must be a LabelSpace of 3 classes or None. "
+     "Got a LabelSpace of 2 classes instead."),
+    (lambda: neural_collapse(_stats(), np.ones((3, 2)), None, LabelSpace([0, 0, 0])),
+     "The 'space' parameter of neural_collapse must have at least 2 groups for neural collapse. "
+     "Got 1 instead."),
+    (lambda: neural_collapse(ClassStatistics(3, 2), np.ones((3, 2))),
+     "Neural collapse needs samples of every group; group 0 of the fine space has none "
+     "(3 of 3 groups are empty)."),
+    (lambda: nearest_mean_mismatch(_stats(), np.ones((3, 2)), None, [np.zeros((2, 3))],
+                                   {"H": None}),
+     "The 'features' parameter of nearest_mean_mismatch must be a float array of shape (n, 2). "
+     "Got shape (2, 3) and dtype torch.float64 instead."),
+    (lambda: nearest_mean_mismatch(_stats(), np.ones((3, 2)), None, [], {"H": None}),
+     "The 'batches' parameter of nearest_mean_mismatch held no samples."),
+    (lambda: nearest_mean_mismatch(_stats(), np.ones((3, 2)), None, [], {}),
+     "The 'spaces' parameter of nearest_mean_mismatch must be a non-empty mapping of names to "
+     "LabelSpace or None. Got {} instead."),
+])
+def test_bad_input_messages(call, message):
+    with pytest.raises(ValueError, match=re.escape(message[:40])) as info:
+        call()
+    assert str(info.value) == message
