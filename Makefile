@@ -49,7 +49,6 @@ test: install-dev wordnet
 
 lint: install-dev
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
 
 bench: install-dev
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -19,12 +19,15 @@ from hypbias.metrics import (
     relative_gain,
     residual_relative_error,
 )
+from hypbias.train.tracker import Tracker, TrackerComponent
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Hierarchy",
     "LabelSpace",
+    "Tracker",
+    "TrackerComponent",
     "__version__",
     "convergence_epoch",
     "label_space_accuracy",

@@ -16,18 +16,19 @@ from hypbias.analysis.label_spaces import (
     convergence_summary,
     space_metrics,
 )
+from hypbias.data.base import DatasetBundle
 from hypbias.errors import ConfigError
 from hypbias.hierarchy.files import write_hierarchy
 from hypbias.rundir import RunDir, environment
-from hypbias.train.loop import TrainResult, train
+from hypbias.train.loop import build_bundle, train
 
 
-def experiment_spaces(config: dict[str, Any], result: TrainResult) -> SpaceSet:
-    """The configured hypernym spaces and random draws for the trained dataset."""
+def experiment_spaces(config: dict[str, Any], bundle: DatasetBundle) -> SpaceSet:
+    """The configured hypernym spaces and random draws for a dataset."""
     sp = config["spaces"]
     try:
-        return build_spaces(result.bundle.hierarchy, sp["hypernyms"], int(sp["random_draws"]),
-                            int(sp["seed"]), named=result.bundle.spaces)
+        return build_spaces(bundle.hierarchy, sp["hypernyms"], int(sp["random_draws"]),
+                            int(sp["seed"]), named=bundle.spaces)
     except ValueError as err:
         raise ConfigError(f"{config.get('config_file')}: {err}") from None
 
@@ -65,10 +66,11 @@ def run_experiment(config: dict[str, Any], out: str | Path, *, progress: bool = 
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_yaml("config.yaml", config)
     start = time.perf_counter()
-    result = train(config, progress=progress)
+    bundle = build_bundle(config)
+    spaces = experiment_spaces(config, bundle)
+    result = train(config, bundle=bundle, progress=progress)
     run.write_json("environment.json", environment(str(next(result.model.parameters()).device)))
-    write_hierarchy(result.bundle.hierarchy, run.file("hierarchy.json"))
-    spaces = experiment_spaces(config, result)
+    write_hierarchy(bundle.hierarchy, run.file("hierarchy.json"))
     run.write_npz("spaces.npz", spaces.to_arrays())
     run.write_json("spaces.json", spaces.layout())
     run.write_npz("confusion.npz", {s: result.tracker.confusion(s) for s in result.tracker.splits})

@@ -91,7 +91,7 @@ class LabelSpace:
         if isinstance(labels, torch.Tensor):
             dev = labels.device
             if dev not in self._torch:
-                self._torch[dev] = torch.as_tensor(self.t, device=dev)
+                self._torch[dev] = torch.tensor(self.t, device=dev)
             return self._torch[dev][labels]
         return self.t[np.asarray(labels)]
 

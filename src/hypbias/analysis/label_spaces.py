@@ -87,7 +87,9 @@ def build_spaces(hierarchy: Hierarchy, specs: Sequence[Any], random_draws: int, 
     out = SpaceSet()
     for spec in specs:
         if isinstance(spec, bool) or not isinstance(spec, int | str):
-            raise ValueError(f"spaces.hypernyms: entries must be ints, 'level:k' or space names. Got {spec!r}.")
+            raise ValueError(
+                f"spaces.hypernyms: entries must be ints, 'level:k' or space names. Got {spec!r}."
+            )
         if isinstance(spec, int):
             space = LabelSpace.from_hierarchy(hierarchy, n=spec)
             name = f"S{space.num_groups}"

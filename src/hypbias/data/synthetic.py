@@ -27,7 +27,9 @@ def synthetic_hierarchy(branching: Sequence[int]) -> Hierarchy:
     """The balanced tree: internal nodes ``g<path>`` (``g1``, ``g1.3``, ...), classes ``c<path>``."""
     branching = [check_int(b, "branching", "synthetic_hierarchy", low=1) for b in branching]
     if not branching:
-        raise ValueError("The 'branching' parameter of synthetic_hierarchy must be non-empty. Got [] instead.")
+        raise ValueError(
+            "The 'branching' parameter of synthetic_hierarchy must be non-empty. Got [] instead."
+        )
     parents: dict[str, str | None] = {"root": None}
     classes = []
     for depth in range(1, len(branching) + 1):

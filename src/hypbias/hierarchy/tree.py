@@ -58,6 +58,7 @@ class Hierarchy:
                     )
             if len(set(ps)) != len(ps):
                 raise HierarchyError(f"{source}: node {node!r} lists the same parent twice: {ps}")
+        _check_acyclic(parents, source)
         roots = [node for node, ps in parents.items() if not ps]
         if not roots:
             raise HierarchyError(f"{source}: the hierarchy has no root (every node has a parent)")
@@ -67,7 +68,6 @@ class Hierarchy:
             parents = {n: (ps if ps else (ROOT_NAME,)) for n, ps in parents.items()}
             parents[ROOT_NAME] = ()
             roots = [ROOT_NAME]
-        _check_acyclic(parents, source)
         children: dict[str, list[str]] = {n: [] for n in parents}
         for node, ps in parents.items():
             for p in ps:
@@ -296,7 +296,9 @@ class Hierarchy:
                             out.append(p)
                 frontier = nxt
         else:
-            raise ValueError(f"The 'view' parameter of ancestors must be 'tree' or 'graph'. Got {view!r} instead.")
+            raise ValueError(
+                f"The 'view' parameter of ancestors must be 'tree' or 'graph'. Got {view!r} instead."
+            )
         return [self.nodes[a] for a in out]
 
     def leaves(self, node: NodeRef, view: str = "tree") -> np.ndarray:
@@ -354,7 +356,8 @@ class Hierarchy:
             edges = [(i, int(p)) for i, p in enumerate(self._tree_parent) if p >= 0]
         else:
             raise ValueError(
-                f"The 'view' parameter of graph_distance_matrix must be 'tree' or 'graph'. Got {view!r} instead."
+                "The 'view' parameter of graph_distance_matrix must be 'tree' or 'graph'. "
+                f"Got {view!r} instead."
             )
         n = len(self.nodes)
         src, dst = np.array(edges, dtype=np.int64).T if edges else (np.zeros(0, int),) * 2

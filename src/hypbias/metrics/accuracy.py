@@ -6,6 +6,7 @@ Everything here is vectorised over leading axes: a stack of confusion matrices o
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -72,11 +73,18 @@ def label_space_accuracy(confusion: Any, space: LabelSpace | None = None) -> np.
         return 100.0 * hits / total
 
 
+def _best(a: np.ndarray) -> np.ndarray:
+    """max over epochs (last axis), NaN for an all-NaN curve without a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmax(a, axis=-1, keepdims=True)
+
+
 def relative_accuracy(curve: Any) -> np.ndarray:
     """A_R(X, t) = A(X, t) / max_τ A(X, τ) (Eq. 8); epochs on the last axis."""
     a = np.asarray(curve, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return a / np.nanmax(a, axis=-1, keepdims=True)
+        return a / _best(a)
 
 
 def relative_gain(curve: Any, chance: Any) -> np.ndarray:
@@ -89,7 +97,7 @@ def relative_gain(curve: Any, chance: Any) -> np.ndarray:
     if b.ndim and b.shape[-1:] != (1,):
         b = b[..., None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (a - b) / (np.nanmax(a, axis=-1, keepdims=True) - b)
+        return (a - b) / (_best(a) - b)
 
 
 def residual_relative_error(curve: Any) -> np.ndarray:
@@ -99,7 +107,7 @@ def residual_relative_error(curve: Any) -> np.ndarray:
     """
     a = np.asarray(curve, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (100.0 - a) / (100.0 - np.nanmax(a, axis=-1, keepdims=True)) - 1.0
+        return (100.0 - a) / (100.0 - _best(a)) - 1.0
 
 
 def convergence_epoch(curve: Any, q: float = 0.95, epochs: Any = None) -> np.ndarray:

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-from hypbias.analysis.label_spaces import SpaceSet  # noqa: E402
+from hypbias.analysis.label_spaces import SpaceSet
 
 FINE_COLOR = "black"
 
@@ -107,6 +107,7 @@ def plot_convergence(summary: dict, spaces: SpaceSet, num_classes: int, split: s
     if tau.get("H") is not None:
         ax.axhline(tau["H"], color=FINE_COLOR, lw=1, ls=":", label=f"H ({num_classes} classes)")
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks(ns_sorted, [str(n) for n in ns_sorted])
     ax.set_xlabel("number of superclasses n")
     ax.set_ylabel(f"τ_{summary['q']:g} (epochs)")

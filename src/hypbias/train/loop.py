@@ -43,7 +43,7 @@ class TrainResult:
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; return the generator that orders the training data."""
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002  (third-party code may draw from the global state)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
@@ -185,6 +185,14 @@ def build_loss(config: dict[str, Any], bundle: DatasetBundle) -> Callable:
     raise config_error(config, "loss.name", f"must be 'ce'. Got {loss_cfg.get('name')!r} instead.")
 
 
+def build_bundle(config: dict[str, Any]) -> DatasetBundle:
+    """The configured dataset (``data.name`` plus its options; ``data.root`` only when set)."""
+    data_cfg = section(config, "data")
+    if data_cfg.get("root") is None:
+        data_cfg.pop("root", None)
+    return create_dataset(data_cfg.pop("name"), **data_cfg)
+
+
 def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
           components: list[TrackerComponent] | None = None, progress: bool = True) -> TrainResult:
     """Train the configured model and track every epoch, 0 (untrained) to ``train.epochs``.
@@ -202,10 +210,7 @@ def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
     eval_bs = check_int(config["track"]["eval_batch_size"], "track.eval_batch_size", "the config", low=1)
     data_order = seed_everything(check_int(config["seed"], "seed", "the config", low=0))
     if bundle is None:
-        data_cfg = section(config, "data")
-        if data_cfg.get("root") is None:
-            data_cfg.pop("root", None)
-        bundle = create_dataset(data_cfg.pop("name"), **data_cfg)
+        bundle = build_bundle(config)
     device = resolve_device(tc["device"])
     model = build_model(section(config, "model"), bundle).to(device)
     tracker = Tracker(bundle.num_classes, splits=config["track"]["splits"], components=components or [])

@@ -92,7 +92,9 @@ class Tracker:
                  components: Iterable[TrackerComponent] = ()) -> None:
         self.num_classes = check_int(num_classes, "num_classes", "Tracker", low=1)
         if isinstance(splits, str) or not splits:
-            raise ValueError(f"The 'splits' parameter of Tracker must be a non-empty list. Got {splits!r} instead.")
+            raise ValueError(
+                f"The 'splits' parameter of Tracker must be a non-empty list. Got {splits!r} instead."
+            )
         self.splits = tuple(splits)
         self.components = list(components)
         self._current = {s: ConfusionMatrix(num_classes) for s in self.splits}
