@@ -20,6 +20,7 @@ from hypbias.data.base import DatasetBundle
 from hypbias.errors import ConfigError
 from hypbias.hierarchy.files import write_hierarchy
 from hypbias.rundir import RunDir, environment
+from hypbias.train.components import build_components
 from hypbias.train.loop import build_bundle, train
 
 
@@ -68,7 +69,8 @@ def run_experiment(config: dict[str, Any], out: str | Path, *, progress: bool = 
     start = time.perf_counter()
     bundle = build_bundle(config)
     spaces = experiment_spaces(config, bundle)
-    result = train(config, bundle=bundle, progress=progress)
+    components = build_components(config, bundle, spaces)
+    result = train(config, bundle=bundle, components=components, progress=progress)
     run.write_json("environment.json", environment(str(next(result.model.parameters()).device)))
     write_hierarchy(bundle.hierarchy, run.file("hierarchy.json"))
     run.write_npz("spaces.npz", spaces.to_arrays())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 
-
 from hypbias.report import figures as F
 from hypbias.report.html import Section
 from hypbias.report.sections import RunContext, register_section

@@ -1,0 +1,33 @@
+"""Registry of tracker components built from config sections (``nc:``, ``manifold:``, ...).
+
+A factory receives the resolved config, the dataset and the experiment's label spaces and returns a
+:class:`~hypbias.train.tracker.TrackerComponent`, or None when its section switches it off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hypbias.analysis.label_spaces import SpaceSet
+from hypbias.data.base import DatasetBundle
+from hypbias.train.tracker import TrackerComponent
+
+ComponentFactory = Callable[[dict[str, Any], DatasetBundle, SpaceSet], "TrackerComponent | None"]
+_COMPONENTS: dict[str, ComponentFactory] = {}
+
+
+def register_component(section: str) -> Callable[[ComponentFactory], ComponentFactory]:
+    """Decorator: ``factory(config, bundle, spaces)`` builds the component of config ``section``."""
+
+    def deco(factory: ComponentFactory) -> ComponentFactory:
+        _COMPONENTS[section] = factory
+        return factory
+
+    return deco
+
+
+def build_components(config: dict[str, Any], bundle: DatasetBundle,
+                     spaces: SpaceSet) -> list[TrackerComponent]:
+    """Every component whose config section is switched on, in registration order."""
+    return [c for factory in _COMPONENTS.values() if (c := factory(config, bundle, spaces)) is not None]
