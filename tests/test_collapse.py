@@ -7,6 +7,7 @@ import pickle
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.distributed as dist
@@ -27,6 +28,7 @@ from hypbias.metrics.collapse import (
     self_duality,
     superclass_classifier,
 )
+from hypbias.report.figures_collapse import collapse_finding, plot_collapse, plot_equality
 
 NC_KEYS = ["nc1", "nc2_equinorm_means", "nc2_equinorm_weights", "nc2_equiangular_means",
            "nc2_equiangular_weights", "nc2_maxangle_means", "nc2_maxangle_weights", "nc3"]
@@ -322,3 +324,71 @@ def test_bad_input_messages(call, message):
     with pytest.raises(ValueError, match=re.escape(message[:40])) as info:
         call()
     assert str(info.value) == message
+
+
+# ---------------------------------------------------------------------------- figures
+def _nc_table() -> pd.DataFrame:
+    epochs = np.arange(6)
+    curves = {
+        "H": [10, 5, 2, 0.5, 0.05, 0.01],
+        "S4": [8, 0.5, 0.05, 0.02, 0.01, 0.01],
+        "S20": [9, 4, 3, 2, 1, 0.5],
+        "R4#0": [9, 6, 3, 1, 0.2, 0.1],
+        "R4#1": [9, 5, 2, 1, 0.4, 0.1],
+        "R4#2": [9, 4, 1, 1, 0.6, 0.1],
+        "R4": [9, 5, 2, 1, 0.4, 0.1],  # the tracker's mean row, redundant beside the draws
+    }
+    rows = [{"epoch": e, "split": "train", "space": space, "metric": metric, "value": v * scale,
+             "layer": ""}
+            for space, values in curves.items()
+            for metric, scale in [("nc1", 1.0), ("nc3", 0.1), ("nc4", 0.01),
+                                  ("nc2_equinorm_means", 0.2), ("nc2_equinorm_weights", 0.3),
+                                  ("nc2_equiangular_means", 0.4), ("nc2_equiangular_weights", 0.5)]
+            for e, v in zip(epochs, values, strict=True)]
+    rows.append({"epoch": 0, "split": "val", "space": "H", "metric": "accuracy", "value": 50.0,
+                 "layer": ""})
+    return pd.DataFrame(rows)
+
+
+def test_plot_collapse_draws_one_line_per_space_and_random_bands():
+    fig = plot_collapse(_nc_table())
+    axes = fig.get_axes()
+    assert len(axes) == 3
+    assert [ax.get_yscale() for ax in axes] == ["log", "linear", "linear"]
+    labels = [line.get_label() for line in axes[0].lines]
+    assert labels == ["S4", "S20", "H", "R4 (random, mean ± sd of 3)"]
+    np.testing.assert_allclose(axes[0].lines[-1].get_ydata(), [9, 5, 2, 1, 0.4, 0.1])
+    np.testing.assert_allclose(axes[2].lines[2].get_ydata(), np.array([10, 5, 2, 0.5, 0.05, 0.01])
+                               * 0.01)
+    assert len(axes[0].collections) == 1  # the ±sd band of R4
+    assert "train split" in fig._suptitle.get_text()
+
+
+def test_plot_equality_has_norm_and_angle_panels():
+    axes = plot_equality(_nc_table()).get_axes()
+    assert [ax.get_title() for ax in axes] == [
+        "norm equality of means (std/avg)", "norm equality of weights (std/avg)",
+        "angle equality of means (std cos)", "angle equality of weights (std cos)"]
+    np.testing.assert_allclose(axes[3].lines[0].get_ydata(), np.array([8, 0.5, 0.05, 0.02, 0.01,
+                                                                         0.01]) * 0.5)
+
+
+def test_figures_and_finding_without_nc_rows_are_none():
+    table = _nc_table()
+    accuracy_only = table[table.metric == "accuracy"]
+    assert plot_collapse(accuracy_only) is None
+    assert plot_equality(accuracy_only) is None
+    assert collapse_finding(accuracy_only, 0.1) is None
+
+
+def test_collapse_finding_names_the_first_epoch_below_threshold():
+    assert collapse_finding(_nc_table(), 0.1) == (
+        "NC1 on the train split first drops below 0.1 at epoch 2 in S4, not by epoch 5 in S20 "
+        "and at epoch 4 in H.")
+    assert collapse_finding(_nc_table(), 9.5) == (
+        "NC1 on the train split first drops below 9.5 at epoch 0 in S4, at epoch 0 in S20 "
+        "and at epoch 1 in H.")
+    with pytest.raises(ValueError, match=re.escape(
+            "The 'threshold' parameter of collapse_finding must be a finite float > 0.0. "
+            "Got -1 instead.")):
+        collapse_finding(_nc_table(), -1)

@@ -1,0 +1,154 @@
+"""Neural collapse figures, like the paper's Fig. 5 (NC1, NC3, NC4) and Fig. 11 (NC2), and the
+sentence that states when NC1 falls below a threshold.
+
+Every function takes the long-format metrics table (columns ``epoch, split, space, metric, value,
+layer``) as written by the tracker, with NC rows named by the keys of
+:func:`hypbias.metrics.collapse.neural_collapse` plus ``nc4``. One line per label space: H in
+black, each hypernym space in its own color, and the random draws ``R<n>#<k>`` of a space as their
+mean (dashed, same color as ``S<n>``) with a ±1 sd band (ddof = 1). Functions return None when the
+table holds no NC rows (NC tracking is off by default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from hypbias._validation import check_float
+from hypbias.report.figures import FINE_COLOR, space_colors
+from hypbias.report.figures_compare import is_random_space
+
+COLLAPSE_PANELS = (("nc1", "NC1: tr(Σ_W Σ_B†) / C", "log"),
+                   ("nc3", "NC3: ‖W/‖W‖ − M/‖M‖‖²", "linear"),
+                   ("nc4", "NC4: classifier ≠ nearest mean", "linear"))
+EQUALITY_PANELS = (("nc2_equinorm_means", "norm equality of means (std/avg)"),
+                   ("nc2_equinorm_weights", "norm equality of weights (std/avg)"),
+                   ("nc2_equiangular_means", "angle equality of means (std cos)"),
+                   ("nc2_equiangular_weights", "angle equality of weights (std cos)"))
+
+
+def _rows(metrics: pd.DataFrame, metric: str, split: str | None) -> tuple[pd.DataFrame, str]:
+    """Rows of ``metric`` (non-layer) in ``split``; by default the split holding them (train first)."""
+    sel = metrics[(metrics.metric == metric) & (metrics.layer == "")]
+    if split is None:
+        splits = list(dict.fromkeys(sel.split))
+        split = "train" if "train" in splits else (splits[0] if splits else "train")
+    return sel[sel.split == split], split
+
+
+def _hypernym_of(random_name: str) -> str:
+    """``R4`` -> ``S4``, ``R[x]`` -> ``x``: the inverse of ``SpaceSet.random_name``."""
+    return random_name[2:-1] if random_name.startswith("R[") else "S" + random_name[1:]
+
+
+def _space_order(names: Sequence[str]) -> list[str]:
+    """Hypernym spaces in table order, then H."""
+    hyper = [n for n in dict.fromkeys(names) if n != "H" and not is_random_space(n)]
+    return hyper + ["H"] * ("H" in names)
+
+
+def _plot_spaces(ax: Axes, rows: pd.DataFrame) -> None:
+    """One line per space on ``ax``; random draws folded into mean ± sd per family."""
+    wide = rows.pivot_table(index="epoch", columns="space", values="value", aggfunc="mean")
+    wide = wide.sort_index()
+    epochs = wide.index.to_numpy()
+    spaces = _space_order([s for s in dict.fromkeys(rows.space) if s in wide])
+    colors = space_colors([s for s in spaces if s != "H"])
+    for name in spaces:
+        color = FINE_COLOR if name == "H" else colors[name]
+        ax.plot(epochs, wide[name], color=color, lw=2, marker="o", ms=3, label=name)
+    families: dict[str, list[str]] = {}
+    for name in dict.fromkeys(rows.space):
+        if name in wide and is_random_space(name):
+            families.setdefault(name.split("#")[0], []).append(name)
+    for family, names in families.items():
+        color = colors.get(_hypernym_of(family), "tab:gray")
+        draws = [n for n in names if "#" in n]
+        if not draws:  # only the tracker's mean row R<n>
+            ax.plot(epochs, wide[family], color=color, lw=1.5, ls="--", label=f"{family} (random)")
+            continue
+        values = wide[draws].to_numpy()
+        mean = np.nanmean(values, axis=1)
+        sd = np.nanstd(values, axis=1, ddof=1) if len(draws) > 1 else np.zeros_like(mean)
+        ax.plot(epochs, mean, color=color, lw=1.5, ls="--",
+                label=f"{family} (random, mean ± sd of {len(draws)})")
+        ax.fill_between(epochs, mean - sd, mean + sd, color=color, alpha=0.15, lw=0)
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+
+
+def _panels(metrics: pd.DataFrame, panels: Sequence[tuple[str, str, str]], ncols: int,
+            title: str, split: str | None) -> Figure | None:
+    selected = [(_rows(metrics, metric, split), label, scale) for metric, label, scale in panels]
+    if all(rows.empty for (rows, _), _, _ in selected):
+        return None
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(4.2 * ncols, 3.4 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    used = next(s for (rows, s), _, _ in selected if not rows.empty)
+    for ax, ((rows, _), label, scale) in zip(axes, selected, strict=True):
+        ax.set_title(label, fontsize=10)
+        if rows.empty:
+            ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
+            continue
+        _plot_spaces(ax, rows)
+        ax.set_yscale(scale)
+    next(ax for ax in axes if ax.lines).legend(fontsize=7, loc="best")
+    fig.suptitle(f"{title} ({used} split)")
+    return fig
+
+
+def plot_collapse(metrics: pd.DataFrame, split: str | None = None) -> Figure | None:
+    """Fig. 5: NC1 (log scale), NC3 and NC4 per epoch, one line per label space.
+
+    Parameters
+    ----------
+    metrics : long-format metrics table.
+    split : split of the NC rows; by default the split that holds them (``train`` if several do).
+
+    Returns
+    -------
+    Figure with three axes, or None when the table holds none of ``nc1``, ``nc3``, ``nc4``.
+    """
+    return _panels(metrics, COLLAPSE_PANELS, 3, "Neural collapse per label space", split)
+
+
+def plot_equality(metrics: pd.DataFrame, split: str | None = None) -> Figure | None:
+    """Fig. 11: NC2 norm equality (Eq. 29–30) and angle equality of class means and weights.
+
+    Returns a Figure with four axes (rows: norms, angles; columns: means, weights), or None when
+    the table holds no NC2 rows.
+    """
+    panels = [(metric, label, "linear") for metric, label in EQUALITY_PANELS]
+    return _panels(metrics, panels, 2, "Convergence to a simplex ETF (NC2)", split)
+
+
+def _join(clauses: Sequence[str]) -> str:
+    return clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + " and " + clauses[-1]
+
+
+def collapse_finding(metrics: pd.DataFrame, threshold: float,
+                     split: str | None = None) -> str | None:
+    """One sentence: the first epoch at which NC1 drops below ``threshold`` in each S space and H.
+
+    Example: "NC1 on the train split first drops below 0.1 at epoch 4 in S4, at epoch 9 in S20 and
+    at epoch 15 in H." A space that never does reads "not by epoch 30 in H" (its last epoch).
+    Returns None when the table holds no ``nc1`` rows for H or a hypernym space.
+    """
+    threshold = check_float(threshold, "threshold", "collapse_finding", low=0.0, low_open=True)
+    rows, split = _rows(metrics, "nc1", split)
+    wide = rows.pivot_table(index="epoch", columns="space", values="value").sort_index()
+    spaces = _space_order([s for s in dict.fromkeys(rows.space) if s in wide])
+    if not spaces:
+        return None
+    clauses = []
+    for name in spaces:
+        curve = wide[name].dropna()
+        below = curve.index[curve.to_numpy() < threshold]
+        clauses.append(f"at epoch {below[0]} in {name}" if len(below)
+                       else f"not by epoch {curve.index.max()} in {name}")
+    return f"NC1 on the {split} split first drops below {threshold:g} {_join(clauses)}."
