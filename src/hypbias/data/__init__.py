@@ -1,6 +1,6 @@
 """Datasets: the embedded synthetic default and loaders for on-disk formats."""
 
-from hypbias.data import synthetic  # noqa: F401  (registration)
+from hypbias.data import cifar, dbpedia, imagefolder, synthetic  # noqa: F401  (registration)
 from hypbias.data.base import (
     DatasetBundle,
     TensorSplit,
