@@ -118,7 +118,8 @@ class HierarchicalCrossEntropy(nn.Module):
     leaves (:func:`group_logsumexp`, one call per depth of the tree: the nodes at one depth,
     together with shallower leaves, partition the classes), then log p(root) = 0 exactly and L is
     −Σ_v coef[y, v] · log p(v) with per-class path coefficients precomputed in ``__init__``
-    (coef = w_0 on the leaf, w_l − w_{l−1} on the l-th ancestor). Memory O(N · C) per depth.
+    (coef = w_0 on the leaf, w_l − w_{l−1} on the l-th ancestor), stored in float32 like the
+    soft targets of :class:`SoftLabelCrossEntropy`. Memory O(N · C) per depth.
 
     Parameters
     ----------
