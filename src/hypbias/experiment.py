@@ -20,6 +20,7 @@ from hypbias.data.base import DatasetBundle
 from hypbias.errors import ConfigError
 from hypbias.hierarchy.files import write_hierarchy
 from hypbias.rundir import RunDir, environment
+from hypbias.train import distributed
 from hypbias.train.components import build_components
 from hypbias.train.loop import build_bundle, train
 
@@ -61,17 +62,27 @@ def _main_split(config: dict[str, Any]) -> str:
 
 
 def run_experiment(config: dict[str, Any], out: str | Path, *, progress: bool = True,
-                   report: bool = True) -> RunDir:
-    """Train, then write the run directory (and ``report.html`` unless ``report=False``)."""
+                   report: bool = True, resume: bool = False) -> RunDir:
+    """Train, then write the run directory (and ``report.html`` unless ``report=False``).
+
+    With ``resume=True`` training continues from the newest checkpoint under ``out/checkpoints``.
+    Under ``torchrun`` every process trains and only rank 0 writes files.
+    """
     run = RunDir(Path(out))
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_yaml("config.yaml", config)
+    distributed.setup()
+    if distributed.rank() == 0:
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_yaml("config.yaml", config)
     start = time.perf_counter()
     bundle = build_bundle(config)
     spaces = experiment_spaces(config, bundle)
     components = build_components(config, bundle, spaces)
-    result = train(config, bundle=bundle, components=components, progress=progress)
-    run.write_json("environment.json", environment(str(next(result.model.parameters()).device)))
+    result = train(config, bundle=bundle, components=components, progress=progress,
+                   checkpoint_dir=run.checkpoints, resume=resume)
+    if distributed.rank() != 0:
+        return run
+    run.write_json("environment.json", {**environment(str(next(result.model.parameters()).device)),
+                                        "world_size": distributed.world_size()})
     write_hierarchy(bundle.hierarchy, run.file("hierarchy.json"))
     run.write_npz("spaces.npz", spaces.to_arrays())
     run.write_json("spaces.json", spaces.layout())

@@ -23,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=10 (repeatable)")
     p.add_argument("--data-dir", default=None, help="dataset root on disk (sets data.root)")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue a killed run from its newest checkpoint (needs train.save_every > 0)")
     p.add_argument("--overwrite", action="store_true",
                    help="reuse an existing run directory (its files are replaced)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
@@ -32,16 +34,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from hypbias.experiment import run_experiment
+    from hypbias.rundir import RunDir
+    from hypbias.train import distributed
     from hypbias.train.config import load_config
 
-    overrides = list(args.overrides)
-    if args.data_dir is not None:
-        overrides.append(f"data.root={args.data_dir}")
-    config = load_config(args.config, overrides)
-    out = Path(args.out) if args.out else Path("runs") / _stem(config["config_file"])
-    if (out / "metrics.csv").exists() and not args.overwrite:
-        raise ConfigError(f"{out}: already holds a run; choose another --out or pass --overwrite")
-    run = run_experiment(config, out, progress=not args.no_progress, report=not args.no_report)
+    if args.resume is not None:
+        if args.config or args.overrides or args.data_dir:
+            raise ConfigError("--resume continues a run with its saved config.yaml; "
+                              "it takes no CONFIG, --set or --data-dir")
+        out = Path(args.resume)
+        config = RunDir(out).config
+    else:
+        overrides = list(args.overrides)
+        if args.data_dir is not None:
+            overrides.append(f"data.root={args.data_dir}")
+        config = load_config(args.config, overrides)
+        out = Path(args.out) if args.out else Path("runs") / _stem(config["config_file"])
+        if (out / "metrics.csv").exists() and not args.overwrite:
+            raise ConfigError(f"{out}: already holds a run; choose another --out or pass --overwrite")
+    try:
+        run = run_experiment(config, out, progress=not args.no_progress, report=not args.no_report,
+                             resume=args.resume is not None)
+        is_main = distributed.rank() == 0
+    finally:
+        distributed.teardown()
+    if not is_main:
+        return 0
     print(f"run directory: {run.path}", file=sys.stderr)
     for sentence in run.summary.get("findings", []):
         print(sentence)

@@ -2,29 +2,39 @@
 
 Epoch 0 is an evaluation of the untrained model; each later epoch is one pass of training followed
 by an evaluation of every tracked split, which feeds the :class:`~hypbias.train.tracker.Tracker`.
+
+Under ``torchrun`` the loop trains with ``DistributedDataParallel``: every process draws the same
+permutation of the training set and takes its own slice of it; evaluation shards are disjoint
+(no padded duplicates) and the tracker's statistics are summed over processes, so every rank holds
+what one process would have measured.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from hypbias._validation import check_choice, check_float, check_int
+from hypbias.data.augment import make_augment
 from hypbias.data.base import DatasetBundle, TensorSplit, create_dataset
 from hypbias.models.base import Classifier
 from hypbias.models.registry import create
+from hypbias.train import checkpoint, distributed
 from hypbias.train.config import config_error, section
+from hypbias.train.ema import ModelEMA
 from hypbias.train.schedules import build_scheduler
 from hypbias.train.tracker import Tracker, TrackerComponent
 
@@ -49,30 +59,36 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available, else the CPU."""
+    """``auto`` picks CUDA when available, else the CPU; under torchrun, the local rank's GPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", distributed.local_rank())
+        return torch.device("cpu")
     return torch.device(name)
+
+
+def build_bundle(config: dict[str, Any]) -> DatasetBundle:
+    """The configured dataset (``data.name`` plus its options; ``data.root`` only when set)."""
+    data_cfg = section(config, "data")
+    if data_cfg.get("root") is None:
+        data_cfg.pop("root", None)
+    return create_dataset(data_cfg.pop("name"), **data_cfg)
 
 
 def build_model(model_cfg: dict[str, Any], bundle: DatasetBundle) -> Classifier:
     """Create the configured model, passing the input size to factories that take it."""
-    options = dict(model_cfg)
-    name = options.pop("name")
-    factory_params = _factory_parameters(name)
-    shape = bundle.input_shape
-    if "in_features" in factory_params and "in_features" not in options:
-        options["in_features"] = int(np.prod(shape))
-    if "in_channels" in factory_params and "in_channels" not in options and len(shape) == 3:
-        options["in_channels"] = shape[0]
-    return create(name, bundle.num_classes, **options)
-
-
-def _factory_parameters(name: str) -> set[str]:
     from hypbias.models import registry
 
+    options = dict(model_cfg)
+    name = options.pop("name")
     factory = registry._REGISTRY.get(name)
-    return set(inspect.signature(factory).parameters) if factory else set()
+    params = set(inspect.signature(factory).parameters) if factory else set()
+    shape = bundle.input_shape
+    if "in_features" in params and "in_features" not in options:
+        options["in_features"] = int(np.prod(shape))
+    if "in_channels" in params and "in_channels" not in options and len(shape) == 3:
+        options["in_channels"] = shape[0]
+    return create(name, bundle.num_classes, **options)
 
 
 def build_optimizer(model: nn.Module, train_cfg: dict[str, Any]) -> torch.optim.Optimizer:
@@ -84,81 +100,6 @@ def build_optimizer(model: nn.Module, train_cfg: dict[str, Any]) -> torch.optim.
         return torch.optim.SGD(model.parameters(), lr=lr, momentum=train_cfg["momentum"],
                                nesterov=bool(train_cfg["nesterov"]), weight_decay=wd)
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
-
-
-def batches(split: Dataset, batch_size: int, *, shuffle: bool, device: torch.device,
-            generator: torch.Generator | None = None, num_workers: int = 0,
-            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(x, y)`` batches on ``device``.
-
-    A :class:`TensorSplit` is moved to the device once and sliced (no per-sample Python); any other
-    dataset goes through a ``DataLoader``. ``generator`` fixes the order when shuffling.
-    """
-    if isinstance(split, TensorSplit):
-        x, y = _resident(split, device)
-        n = len(y)
-        order = torch.randperm(n, generator=generator).to(device) if shuffle else None
-        for start in range(0, n, batch_size):
-            if order is None:
-                yield x[start:start + batch_size], y[start:start + batch_size]
-            else:
-                idx = order[start:start + batch_size]
-                yield x[idx], y[idx]
-        return
-    loader = DataLoader(split, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                        num_workers=num_workers, pin_memory=device.type == "cuda")
-    for x, y in loader:
-        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-
-
-_RESIDENT: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def _resident(split: TensorSplit, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    if split.x.device == device:
-        return split.x, split.y
-    key = (id(split), str(device))
-    if key not in _RESIDENT:
-        _RESIDENT.clear()
-        _RESIDENT[key] = (split.x.to(device), split.y.to(device))
-    return _RESIDENT[key]
-
-
-@torch.no_grad()
-def evaluate(model: Classifier, bundle: DatasetBundle, tracker: Tracker, device: torch.device,
-             batch_size: int) -> None:
-    """One evaluation pass per tracked split (and a second where a component asks for it)."""
-    was_training = model.training
-    model.eval()
-    for split in tracker.splits:
-        data = bundle.split(split)
-        for x, y in batches(data, batch_size, shuffle=False, device=device):
-            logits, feats = model.forward_with_features(x)
-            tracker.update(logits, y, split=split, features=feats)
-        if tracker.wants_second_pass(split):
-            for x, y in batches(data, batch_size, shuffle=False, device=device):
-                logits, feats = model.forward_with_features(x)
-                tracker.update_second(logits, y, split=split, features=feats)
-    model.train(was_training)
-
-
-def train_one_epoch(model: Classifier, batch_iter: Iterator[tuple[torch.Tensor, torch.Tensor]],
-                    optimizer: torch.optim.Optimizer, scheduler: Any, loss_fn: Callable,
-                    num_batches: int, progress: bool) -> float:
-    """One pass of SGD over the training data; returns the mean training loss."""
-    model.train()
-    total = torch.zeros((), dtype=torch.float64)
-    count = 0
-    for x, y in tqdm(batch_iter, total=num_batches, leave=False, disable=not progress or num_batches < 200,
-                     desc="batches"):
-        loss = loss_fn(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total += loss.detach().double().cpu() * len(y)
-        count += len(y)
-    return float(total / max(count, 1))
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, train_cfg: dict[str, Any],
@@ -185,16 +126,121 @@ def build_loss(config: dict[str, Any], bundle: DatasetBundle) -> Callable:
     raise config_error(config, "loss.name", f"must be 'ce'. Got {loss_cfg.get('name')!r} instead.")
 
 
-def build_bundle(config: dict[str, Any]) -> DatasetBundle:
-    """The configured dataset (``data.name`` plus its options; ``data.root`` only when set)."""
-    data_cfg = section(config, "data")
-    if data_cfg.get("root") is None:
-        data_cfg.pop("root", None)
-    return create_dataset(data_cfg.pop("name"), **data_cfg)
+def batches(split: Dataset, batch_size: int, *, device: torch.device,
+            indices: torch.Tensor | None = None, num_workers: int = 0,
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(x, y)`` batches on ``device``, in the order of ``indices`` (default: all, in order).
+
+    A :class:`TensorSplit` is moved to the device once and indexed there (no per-sample Python);
+    any other dataset goes through a ``DataLoader`` over the subset.
+    """
+    if isinstance(split, TensorSplit):
+        x, y = _resident(split, device)
+        n = len(y) if indices is None else len(indices)
+        idx = None if indices is None else indices.to(device)
+        for start in range(0, n, batch_size):
+            if idx is None:
+                yield x[start:start + batch_size], y[start:start + batch_size]
+            else:
+                sel = idx[start:start + batch_size]
+                yield x[sel], y[sel]
+        return
+    data = split if indices is None else Subset(split, indices.tolist())
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=device.type == "cuda", persistent_workers=False)
+    for x, y in loader:
+        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+_RESIDENT: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _resident(split: TensorSplit, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    if split.x.device == device:
+        return split.x, split.y
+    key = (id(split), str(device))
+    if key not in _RESIDENT:
+        if len(_RESIDENT) >= 4:
+            _RESIDENT.clear()
+        _RESIDENT[key] = (split.x.to(device), split.y.to(device))
+    return _RESIDENT[key]
+
+
+@torch.no_grad()
+def evaluate(model: Classifier, bundle: DatasetBundle, tracker: Tracker, device: torch.device,
+             batch_size: int, autocast: contextlib.AbstractContextManager | None = None) -> None:
+    """One evaluation pass per tracked split (and a second where a component asks for it).
+
+    Under torchrun each process evaluates a disjoint shard (every ``world``-th sample) and the
+    tracker's statistics are summed over processes afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    rank, world = distributed.rank(), distributed.world_size()
+    for split in tracker.splits:
+        data = bundle.split(split)
+        shard = torch.arange(rank, len(data), world) if world > 1 else None
+        passes = [tracker.update]
+        if tracker.wants_second_pass(split):
+            passes.append(tracker.update_second)
+        for k, feed in enumerate(passes):
+            if k == 1:
+                tracker.before_second_pass(split)
+            for x, y in batches(data, batch_size, device=device, indices=shard):
+                with autocast or contextlib.nullcontext():
+                    logits, feats = model.forward_with_features(_memory_format(x, model))
+                feed(logits.float(), y, split=split, features=feats.float())
+    tracker.all_reduce()
+    model.train(was_training)
+
+
+def _memory_format(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    if x.ndim == 4 and getattr(model, "_hypbias_channels_last", False):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@dataclass
+class _Step:
+    """What one optimisation step needs; built once by :func:`train`."""
+
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    model: Classifier
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    loss_fn: Callable
+    augment: Callable | None
+    ema: ModelEMA | None
+    autocast: contextlib.AbstractContextManager | None
+
+
+def train_one_epoch(step: _Step, batch_iter: Iterator[tuple[torch.Tensor, torch.Tensor]],
+                    num_batches: int, progress: bool) -> tuple[float, int]:
+    """One pass of SGD over the training data; returns (mean training loss, samples seen)."""
+    step.model.train()
+    total = None
+    count = 0
+    for x, y in tqdm(batch_iter, total=num_batches, leave=False, desc="batches",
+                     disable=not progress or num_batches < 200):
+        if step.augment is not None:
+            x = step.augment(x)
+        with step.autocast or contextlib.nullcontext():
+            loss = step.loss_fn(step.forward(_memory_format(x, step.model)), y)
+        step.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        step.optimizer.step()
+        step.scheduler.step()
+        if step.ema is not None:
+            step.ema.update(step.model)
+        weighted = loss.detach().double() * len(y)
+        total = weighted if total is None else total + weighted
+        count += len(y)
+    return (float(total) / max(count, 1) if total is not None else float("nan")), count
 
 
 def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
-          components: list[TrackerComponent] | None = None, progress: bool = True) -> TrainResult:
+          components: list[TrackerComponent] | None = None, progress: bool = True,
+          checkpoint_dir: Path | None = None, resume: bool = False) -> TrainResult:
     """Train the configured model and track every epoch, 0 (untrained) to ``train.epochs``.
 
     Parameters
@@ -203,37 +249,86 @@ def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
     bundle : the dataset, if already built (else from ``config["data"]``).
     components : extra tracker components (neural collapse, manifold, ...).
     progress : show progress bars (they also switch off when stderr is not a terminal).
+    checkpoint_dir : where ``train.save_every`` writes ``epoch_XXX.pt``.
+    resume : continue from the latest checkpoint in ``checkpoint_dir``; on the CPU the result equals
+        an uninterrupted run exactly.
     """
     tc = config["train"]
     epochs = check_int(tc["epochs"], "train.epochs", "the config", low=0)
     batch_size = check_int(tc["batch_size"], "train.batch_size", "the config", low=1)
     eval_bs = check_int(config["track"]["eval_batch_size"], "track.eval_batch_size", "the config", low=1)
-    data_order = seed_everything(check_int(config["seed"], "seed", "the config", low=0))
+    save_every = check_int(tc["save_every"], "train.save_every", "the config", low=0)
+    seed = check_int(config["seed"], "seed", "the config", low=0)
+    distributed.setup()
+    data_order = seed_everything(seed)
     if bundle is None:
         bundle = build_bundle(config)
     device = resolve_device(tc["device"])
+    world, rank = distributed.world_size(), distributed.rank()
+    if world > 1 and batch_size % world:
+        raise config_error(config, "train.batch_size",
+                           f"must be divisible by the {world} processes. Got {batch_size} instead.")
     model = build_model(section(config, "model"), bundle).to(device)
+    if tc["channels_last"] and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        model._hypbias_channels_last = True
+    forward: Callable[[torch.Tensor], torch.Tensor] = model
+    if world > 1:
+        forward = distributed.wrap(model, device)
+    if tc["compile"]:
+        forward = torch.compile(forward)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
+                if tc["amp"] and device.type == "cuda" else None)
     tracker = Tracker(bundle.num_classes, splits=config["track"]["splits"], components=components or [])
     optimizer = build_optimizer(model, tc)
-    steps = math.ceil(len(bundle.train) / batch_size)
+    local_batch = batch_size // world
+    steps = math.ceil(len(bundle.train) / world / local_batch)
     scheduler = make_scheduler(optimizer, tc, steps)
-    loss_fn = build_loss(config, bundle)
+    augment_gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(seed + 1)
+    step = _Step(forward, model, optimizer, scheduler, build_loss(config, bundle),
+                 make_augment(tc["augment"], augment_gen),
+                 ModelEMA(model, tc["ema"]) if tc["ema"] else None, autocast)
 
-    start = time.perf_counter()
+    def evaluated_model() -> contextlib.AbstractContextManager:
+        return step.ema.swapped(model) if step.ema is not None else contextlib.nullcontext()
+
+    state = checkpoint.TrainingState(model, optimizer, scheduler, tracker, data_order, augment_gen,
+                                     step.ema)
     log: list[dict[str, float]] = []
-    evaluate(model, bundle, tracker, device, eval_bs)
-    acc = tracker.end_epoch(0, model)
-    log.append({"epoch": 0, "loss": float("nan"), "lr": optimizer.param_groups[0]["lr"],
-                **{f"acc_{s}": a for s, a in acc.items()}, "seconds": time.perf_counter() - start})
-    bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress or None, leave=True)
+    start_epoch = 1
+    elapsed = 0.0
+    if resume:
+        restored = checkpoint.latest(checkpoint_dir)
+        log, elapsed = state.load(restored)
+        start_epoch = tracker.next_epoch
+    start = time.perf_counter() - elapsed
+    if start_epoch == 1:
+        evaluate(model, bundle, tracker, device, eval_bs, autocast)
+        acc = tracker.end_epoch(0, model)
+        log.append({"epoch": 0, "loss": float("nan"), "lr": optimizer.param_groups[0]["lr"],
+                    **{f"acc_{s}": a for s, a in acc.items()}, "images_per_s": float("nan"),
+                    "seconds": time.perf_counter() - start})
+    bar = tqdm(range(start_epoch, epochs + 1), desc="epochs", leave=True,
+               disable=True if (not progress or rank) else None)
     for epoch in bar:
         lr = optimizer.param_groups[0]["lr"]
-        batch_iter = batches(bundle.train, batch_size, shuffle=True, device=device,
-                             generator=data_order, num_workers=tc["num_workers"])
-        loss = train_one_epoch(model, batch_iter, optimizer, scheduler, loss_fn, steps, progress)
-        evaluate(model, bundle, tracker, device, eval_bs)
-        acc = tracker.end_epoch(epoch, model)
-        log.append({"epoch": epoch, "loss": loss, "lr": lr, **{f"acc_{s}": a for s, a in acc.items()},
+        order = torch.randperm(len(bundle.train), generator=data_order)[rank::world]
+        batch_iter = batches(bundle.train, local_batch, device=device, indices=order,
+                             num_workers=tc["num_workers"])
+        tick = time.perf_counter()
+        loss, seen = train_one_epoch(step, batch_iter, steps, progress and not rank)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        speed = seen * world / (time.perf_counter() - tick)
+        with evaluated_model():
+            evaluate(model, bundle, tracker, device, eval_bs, autocast)
+            acc = tracker.end_epoch(epoch, model)
+        log.append({"epoch": epoch, "loss": distributed.mean(loss), "lr": lr,
+                    **{f"acc_{s}": a for s, a in acc.items()}, "images_per_s": speed,
                     "seconds": time.perf_counter() - start})
         bar.set_postfix(loss=f"{loss:.3f}", **{s: f"{a:.1f}%" for s, a in acc.items()})
+        if checkpoint_dir is not None and save_every and epoch % save_every == 0 and rank == 0:
+            state.save(checkpoint_dir / f"epoch_{epoch:03d}.pt", log, time.perf_counter() - start)
+    if step.ema is not None:
+        step.ema.copy_to(model)
     return TrainResult(model, tracker, bundle, log, time.perf_counter() - start)

@@ -50,6 +50,9 @@ class TrackerComponent:
         """Whether a second pass over ``split`` is needed this epoch (e.g. NC4 needs final means)."""
         return False
 
+    def before_second_pass(self, split: str) -> None:
+        """Between the passes: e.g. sum the first pass's statistics over processes (once)."""
+
     def update_second(self, split: str, logits: torch.Tensor, targets: torch.Tensor,
                       features: torch.Tensor | None) -> None:
         """One batch of the second pass."""
@@ -59,7 +62,11 @@ class TrackerComponent:
         return []
 
     def all_reduce(self) -> None:
-        """Sum per-epoch state over ``torch.distributed`` processes before :meth:`end_epoch`."""
+        """Sum per-epoch state over ``torch.distributed`` processes before :meth:`end_epoch`.
+
+        Called once per epoch after the last pass; state already summed in
+        :meth:`before_second_pass` must not be summed again.
+        """
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -135,6 +142,12 @@ class Tracker:
         """Whether a component needs a second evaluation pass over ``split`` this epoch."""
         return any(c.wants_second_pass(split) for c in self.components_for(split))
 
+    def before_second_pass(self, split: str) -> None:
+        """Call between the two passes over ``split`` (see :meth:`wants_second_pass`)."""
+        for comp in self.components_for(self._split(split)):
+            if comp.wants_second_pass(split):
+                comp.before_second_pass(split)
+
     @torch.no_grad()
     def update_second(self, logits: torch.Tensor, targets: torch.Tensor, split: str = "train",
                       features: torch.Tensor | None = None) -> None:
@@ -144,7 +157,10 @@ class Tracker:
                 comp.update_second(split, logits, targets, features)
 
     def all_reduce(self) -> None:
-        """Sum this epoch's statistics over ``torch.distributed`` processes (no-op otherwise)."""
+        """Sum this epoch's statistics over ``torch.distributed`` processes (no-op otherwise).
+
+        Call once per epoch, after the last evaluation pass and before :meth:`end_epoch`.
+        """
         for split in self.splits:
             self._current[split].all_reduce()
         for comp in self.components:
