@@ -134,7 +134,7 @@ def _logistic(z: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float,
                          requires_grad=True)
     bias = torch.zeros(num_classes, dtype=z.dtype, device=z.device, requires_grad=True)
     opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
-                            tolerance_grad=1e-7, tolerance_change=1e-10,
+                            tolerance_grad=1e-5, tolerance_change=1e-10,
                             line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
