@@ -71,8 +71,8 @@ def crop_flip(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torc
     """Crop each image from its padded copy at its own offset, then mirror the flagged ones.
 
     ``out[n] = pad(x)[n, :, top[n] : top[n] + H, left[n] : left[n] + W]``, reversed along W where
-    ``flip[n]``; done as one gather with the padding resolved by index arithmetic (never
-    materialised).
+    ``flip[n]``: one ``gather`` over the flattened pixels, the padding resolved by index
+    arithmetic (never materialised).
 
     Parameters
     ----------
@@ -87,28 +87,24 @@ def crop_flip(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torc
     rows = top[:, None] - padding + torch.arange(h, device=x.device)           # (N, H)
     cols = torch.arange(w, device=x.device).expand(n, w)
     cols = torch.where(flip[:, None], w - 1 - cols, cols) + left[:, None] - padding  # (N, W)
-    valid = None
+    outside = None
     if padding_mode == "reflect":
         rows = (h - 1) - ((h - 1) - rows.abs()).abs()
         cols = (w - 1) - ((w - 1) - cols.abs()).abs()
     else:
-        inside_rows = (rows >= 0) & (rows < h)
-        inside_cols = (cols >= 0) & (cols < w)
-        valid = inside_rows[:, None, :, None] & inside_cols[:, None, None, :]
+        outside = ((rows < 0) | (rows >= h))[:, :, None] | ((cols < 0) | (cols >= w))[:, None, :]
         rows, cols = rows.clamp(0, h - 1), cols.clamp(0, w - 1)
-    out = x[torch.arange(n, device=x.device)[:, None, None, None],
-            torch.arange(c, device=x.device)[None, :, None, None],
-            rows[:, None, :, None], cols[:, None, None, :]]
-    if valid is not None:
-        out = out.masked_fill(~valid, 0)
-    return _same_format(out, x)
+    index = (rows[:, :, None] * w + cols[:, None, :]).view(n, 1, h * w)
+    out = x.reshape(n, c, h * w).gather(2, index.expand(n, c, h * w))
+    if outside is not None:
+        out = out.masked_fill_(outside.view(n, 1, h * w), 0)
+    return _same_format(out.view(n, c, h, w), x)
 
 
 def _grey(x: torch.Tensor) -> torch.Tensor:
     """Greyscale of shape (N, 1, H, W): luma for RGB, the channel mean otherwise."""
-    if x.shape[1] == 3:
-        weights = torch.tensor(_GREY, dtype=x.dtype, device=x.device)
-        return (x * weights[None, :, None, None]).sum(dim=1, keepdim=True)
+    if x.shape[1] == 3:  # Python-float weights: no host-to-device copy
+        return _GREY[0] * x[:, 0:1] + _GREY[1] * x[:, 1:2] + _GREY[2] * x[:, 2:3]
     return x.mean(dim=1, keepdim=True)
 
 
