@@ -11,7 +11,9 @@ import re
 import sys
 import types
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given
@@ -41,6 +43,12 @@ from hypbias.metrics.manifold import (
     example_pair_correlation,
     mutual_cover_mean,
     self_cover_mean,
+)
+from hypbias.report.figures_manifold import (
+    manifold_finding,
+    plot_ccc_heatmap,
+    plot_cover_curves,
+    plot_probe_depth,
 )
 
 
@@ -376,3 +384,52 @@ def test_settings_validate_their_fields():
             "Got 'svm' instead.")):
         ManifoldSettings(probe_method="svm")
     assert ManifoldSettings(dim=5).as_dict()["dim"] == 5
+
+
+# ---------------------------------------------------------------------------------------- figures
+def _metrics_table():
+    rows = []
+    ccc = {"conv": [0.1, 0.3, 0.4, 0.35], "fc": [0.2, 0.5, 0.7, 0.6]}
+    for epoch in range(4):
+        for depth, layer in enumerate(("conv", "fc")):
+            rows.append(_metric_row(epoch, "train", "H", "ccc_cover", ccc[layer][epoch], layer))
+            rows.append(_metric_row(epoch, "train", "H", "self_cover", 0.5 + 0.1 * epoch, layer))
+            rows.append(_metric_row(epoch, "train", "H", "mutual_cover", 0.5 - 0.1 * epoch, layer))
+            for space, base in (("H", 20), ("S2", 60)):
+                rows.append(_metric_row(epoch, "val", space, "probe_accuracy",
+                                        base + 5 * epoch + 10 * depth, layer))
+    rows.append(_metric_row(0, "val", "H", "accuracy", 10.0, ""))
+    return pd.DataFrame(rows)
+
+
+def _metric_row(epoch, split, space, metric, value, layer):
+    return {"epoch": epoch, "split": split, "space": space, "metric": metric, "value": value,
+            "layer": layer}
+
+
+def test_manifold_figures_draw_one_panel_per_layer_or_space():
+    table = _metrics_table()
+    heat = plot_ccc_heatmap(table)
+    image = heat.axes[0].images[0].get_array()
+    np.testing.assert_allclose(image, [[0.1, 0.3, 0.4, 0.35], [0.2, 0.5, 0.7, 0.6]])
+    curves = plot_cover_curves(table)
+    assert [ax.get_title() for ax in curves.axes] == ["conv", "fc"]
+    np.testing.assert_allclose(curves.axes[0].lines[1].get_ydata(), [0.5, 0.4, 0.3, 0.2])
+    probes = plot_probe_depth(table, max_epochs=2)
+    assert [ax.get_title() for ax in probes.axes] == ["probes scored in H", "probes scored in S2"]
+    first = probes.axes[1].lines[0]
+    np.testing.assert_allclose(first.get_xdata(), [0.0, 1.0])
+    np.testing.assert_allclose(first.get_ydata(), [60, 70])
+    assert [line.get_label() for line in probes.axes[1].lines] == ["epoch 0", "epoch 3"]
+    for fig in (heat, curves, probes):
+        plt.close(fig)
+
+
+def test_manifold_finding_states_the_numbers():
+    table = _metrics_table()
+    assert manifold_finding(table) == (
+        "Cophenetic correlation between the hierarchy and the mutual-cover distance of layer fc: "
+        "0.20 at epoch 0, 0.50 at epoch 1, best 0.70 at epoch 2.")
+    with pytest.raises(ValueError, match=re.escape(
+            "The metrics table has no per-layer 'ccc_direct' rows.")):
+        manifold_finding(table, metric="ccc_direct")
