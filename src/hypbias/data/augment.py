@@ -224,7 +224,8 @@ class CropFlip:
         n, g = len(x), self.generator
         offsets = torch.randint(0, 2 * self.padding + 1, (2, n), generator=g, device=g.device)
         flip = torch.rand(n, generator=g, device=g.device) < self.p
-        offsets, flip = offsets.to(x.device), flip.to(x.device)
+        offsets = offsets.to(x.device, non_blocking=True)
+        flip = flip.to(x.device, non_blocking=True)
         return crop_flip(x, offsets[0], offsets[1], flip, self.padding, self.padding_mode)
 
 
@@ -259,7 +260,8 @@ class AutoAugment:
         for _ in range(self.num_ops):
             pick = torch.randint(0, len(self.ops), (n,), generator=g, device=g.device)
             v = (2.0 * torch.rand(n, generator=g, device=g.device) - 1.0) * self.magnitude
-            work = apply_ops(work, self._choices[pick].to(x.device), v.to(x.device))
+            op = self._choices[pick].to(x.device, non_blocking=True)
+            work = apply_ops(work, op, v.to(x.device, non_blocking=True))
         if x.dtype == torch.uint8:
             work = torch.round(work * 255.0)
         return _same_format(work.to(x.dtype), x)
