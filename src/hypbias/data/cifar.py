@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hypbias._validation import check_choice
 from hypbias.data.base import DatasetBundle, TensorSplit, register_dataset
 from hypbias.errors import DataError
 from hypbias.hierarchy.tree import Hierarchy
@@ -105,6 +106,25 @@ def coarse_of_fine(fine: np.ndarray, coarse: np.ndarray, path: Path) -> np.ndarr
     return table
 
 
+NORMALIZATIONS = ("standard", "unit", "none")
+"""Input scalings of the image loaders: per-channel standardisation, [0, 1] floats, raw uint8."""
+
+
+def channel_scaling(normalize: str, mean: Any, std: Any, owner: str
+                    ) -> tuple[list[float], list[float]] | None:
+    """The per-channel (offset, scale), in [0, 255] units, that :func:`standardize` applies.
+
+    ``"standard"``: the dataset's ``mean`` and ``std``; ``"unit"``: 0 and 255 (floats in [0, 1], the
+    range the batched augmentations of ``hypbias.data.augment`` expect); ``"none"``: None (uint8).
+    """
+    check_choice(normalize, "normalize", owner, NORMALIZATIONS)
+    if normalize == "none":
+        return None
+    if normalize == "unit":
+        return [0.0] * len(mean), [255.0] * len(mean)
+    return [float(m) for m in mean], [float(s) for s in std]
+
+
 def standardize(images: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
     """``(images - mean) / std`` per channel as float32; images of shape (N, C, H, W), any dtype."""
     out = images.float()  # a new tensor for uint8 input, so the in-place ops below are safe
@@ -115,15 +135,15 @@ def standardize(images: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
 
 
 @register_dataset("cifar100")
-def load_cifar100(root: str | Path | None = None, normalize: bool = True) -> DatasetBundle:
+def load_cifar100(root: str | Path | None = None, normalize: str = "standard") -> DatasetBundle:
     """CIFAR-100 with its 20 coarse classes as the hierarchy.
 
     Parameters
     ----------
     root : the ``cifar-100-python`` folder or the folder that holds it.
-    normalize : inputs as float32 standardised per channel with the train split's mean and
-        standard deviation (recorded in ``info``); False keeps uint8 in [0, 255] for loops that
-        augment on the device and normalise afterwards.
+    normalize : ``"standard"``: float32 standardised per channel with the train split's mean and
+        standard deviation (recorded in ``info``); ``"unit"``: float32 in [0, 1], for AutoAugment;
+        ``"none"``: uint8 in [0, 255].
 
     Returns
     -------
@@ -131,6 +151,7 @@ def load_cifar100(root: str | Path | None = None, normalize: bool = True) -> Dat
     with inputs of shape (N, 3, 32, 32); classes are the fine label names in label order;
     ``spaces["S20"]`` maps them to the coarse classes.
     """
+    channel_scaling(normalize, (0,), (1,), "load_cifar100")  # validate before reading
     folder = find_cifar100(root)
     meta = read_pickle(folder / "meta")
     fine_names = _names(meta, "fine_label_names", 100, folder / "meta")
@@ -150,12 +171,12 @@ def load_cifar100(root: str | Path | None = None, normalize: bool = True) -> Dat
     )
     mean = x_train.mean(axis=(0, 2, 3), dtype=np.float64)
     std = x_train.std(axis=(0, 2, 3), dtype=np.float64)
+    scaling = channel_scaling(normalize, mean, std, "load_cifar100")
 
     def tensors(x: np.ndarray, y: np.ndarray) -> TensorSplit:
         xt = torch.from_numpy(x)
-        if normalize:
-            xt = standardize(xt, mean, std)
-        return TensorSplit(xt, torch.from_numpy(y))
+        return TensorSplit(xt if scaling is None else standardize(xt, *scaling),
+                           torch.from_numpy(y))
 
     info = {"root": str(folder), "normalize": normalize, "mean": mean.tolist(),
             "std": std.tolist(), "train_samples": len(y_train), "val_samples": len(y_val),

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from hypbias._validation import check_int
 from hypbias.data.base import DatasetBundle, TensorSplit, register_dataset
-from hypbias.data.cifar import standardize
+from hypbias.data.cifar import channel_scaling, standardize
 from hypbias.errors import DataError, missing_dependency
 from hypbias.hierarchy.files import read_hierarchy
 from hypbias.hierarchy.imagenet import SPACE_NAMES, imagenet_label_space
@@ -152,16 +152,17 @@ class ImageArraySplit(Dataset):
     ----------
     path : ``.npy`` file of uint8 images, shape (N, 3, S, S).
     labels : array of shape (N,).
-    mean, std : per-channel values in [0, 255] units; None yields uint8 images unchanged.
+    scaling : per-channel (offset, scale) in [0, 255] units (see ``channel_scaling``); None
+        yields the uint8 images unchanged.
 
     The memory map is opened lazily in each process, so DataLoader workers share the page cache.
     """
 
-    def __init__(self, path: Path, labels: np.ndarray, mean: Sequence[float] | None,
-                 std: Sequence[float] | None) -> None:
+    def __init__(self, path: Path, labels: np.ndarray,
+                 scaling: tuple[Sequence[float], Sequence[float]] | None) -> None:
         self.path = Path(path)
         self.y = torch.as_tensor(labels, dtype=torch.long)
-        self.mean, self.std = mean, std
+        self.scaling = scaling
         self._images: np.ndarray | None = None
 
     @property
@@ -175,8 +176,8 @@ class ImageArraySplit(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.from_numpy(np.array(self.images[i]))
-        if self.mean is not None:
-            x = standardize(x[None], self.mean, self.std)[0]
+        if self.scaling is not None:
+            x = standardize(x[None], *self.scaling)[0]
         return x, self.y[i]
 
     def __getstate__(self) -> dict[str, Any]:
@@ -220,7 +221,7 @@ def load_imagefolder(
     resize: int | None = None,
     train_per_class: int | None = None,
     val_per_class: int | None = None,
-    normalize: bool = True,
+    normalize: str = "standard",
     in_memory: bool | None = None,
     cache: bool = True,
     cache_dir: str | Path | None = None,
@@ -240,8 +241,8 @@ def load_imagefolder(
     resize : shorter side before the centre crop; default ``S * 256 // 224`` (256 for 224).
     train_per_class, val_per_class : keep at most this many images per class, drawn with ``seed``
         (App. B.1 trains the neural-collapse ResNet-152 on 600 per class); None keeps all.
-    normalize : standardise with the ImageNet channel mean/std (recorded in ``info``); False gives
-        uint8 images in [0, 255] for loops that augment on the device first.
+    normalize : ``"standard"``: standardise with the ImageNet channel mean/std (recorded in
+        ``info``); ``"unit"``: floats in [0, 1], for AutoAugment; ``"none"``: uint8 in [0, 255].
     in_memory : serve a split as one TensorSplit; None decides by size (at most 2 GiB of float32).
     cache, cache_dir : keep decoded images as memory-mapped ``.npy`` files (default dir:
         ``$HYPBIAS_CACHE/imagefolder`` or ``~/.cache/hypbias/imagefolder``).
@@ -269,6 +270,8 @@ def load_imagefolder(
     workers = check_int(workers, "workers", owner, low=1) if workers is not None \
         else (os.cpu_count() or 1)
 
+    scaling = channel_scaling(normalize, [255 * m for m in IMAGENET_MEAN],
+                              [255 * s for s in IMAGENET_STD], owner)
     if not cache and in_memory is False:
         raise ValueError(f"The 'in_memory' parameter of {owner} can be False only with cache=True "
                          "(the memory-mapped cache serves such splits). Got cache=False instead.")
@@ -289,8 +292,6 @@ def load_imagefolder(
         tree = wordnet_hierarchy(classes, source=wordnet)
         spaces = wordnet_spaces(tree)
 
-    mean = [255 * m for m in IMAGENET_MEAN] if normalize else None
-    std = [255 * s for s in IMAGENET_STD] if normalize else None
     cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     splits: dict[str, Dataset] = {}
     for split, dirs in (("train", train_dirs), ("val", val_dirs)):
@@ -303,14 +304,14 @@ def load_imagefolder(
         if cache:
             npy = cached_images(paths, image_size, resize, cache_root, workers)
             if not keep:
-                splits[split] = ImageArraySplit(npy, labels, mean, std)
+                splits[split] = ImageArraySplit(npy, labels, scaling)
                 continue
             images = np.load(npy)
         else:
             images = np.empty(shape, dtype=np.uint8)
             decode_all(paths, image_size, resize, images, workers)
         x = torch.from_numpy(images)
-        splits[split] = TensorSplit(standardize(x, mean, std) if normalize else x,
+        splits[split] = TensorSplit(x if scaling is None else standardize(x, *scaling),
                                     torch.from_numpy(labels))
     info = {"root": str(root), "image_size": image_size, "resize": resize,
             "train_per_class": train_per_class, "val_per_class": val_per_class,
