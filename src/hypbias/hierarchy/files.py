@@ -13,11 +13,12 @@ parent. Classes are the leaves in order of first appearance.
 
 Newick (``.nwk``, ``.newick``): ``((cat,dog)carnivore,(car,bus)vehicle)root;``. Leaves are the
 classes in reading order; internal nodes keep their names, unnamed ones are called ``_node1``,
-``_node2``, ... in reading order. Branch lengths (``:0.5``) and comments (``[...]``) are ignored;
-quoted names (``'a b'``, with ``''`` for a quote) are read verbatim; underscores are kept as they
-are. One tree per file.
+``_node2``, ... in the order of their opening parentheses (skipping names the file uses). Branch
+lengths (``:0.5``) and comments (``[...]``) are ignored; quoted names (``'a b'``, with ``''`` for a
+quote) are read verbatim; underscores are kept as they are. One tree per file.
 
-Errors name the file and, for CSV and Newick, the line: ``tree.nwk:3: unexpected ')'``.
+Errors name the file and, for CSV and Newick, the line:
+``tree.nwk:3: expected ',' or ')', found ';'``.
 """
 
 from __future__ import annotations
