@@ -235,8 +235,8 @@ def render_tree(hierarchy: Hierarchy, depth: int = 4, max_children: int = 12) ->
         lines.append(text)
         shown, rest = kids[:max_children], kids[max_children:]
         if rest:
-            stack.append((None, d + 1, f"... {len(rest)} more ({sum(size[k] for k in rest)} "
-                                       "classes)"))
+            n = sum(size[k] for k in rest)
+            stack.append((None, d + 1, f"... {len(rest)} more ({n} class{'es' * (n != 1)})"))
         stack.extend((k, d + 1, "") for k in reversed(shown))
     return "\n".join(lines)
 
