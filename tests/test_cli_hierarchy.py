@@ -8,7 +8,6 @@ import json
 import pytest
 
 from fabricate import MINI_CLASSES, write_cifar100, write_wndb
-from hypbias import Hierarchy
 from hypbias.cli import main
 from hypbias.hierarchy import read_hierarchy
 
@@ -128,5 +127,15 @@ def test_wordnet_spaces_from_a_class_index(capsys, tmp_path):
                        str(tmp_path / "wn"), "--space", "imagenet_s3")
     assert code == 0
     assert out.splitlines()[-3:] == ["  misc       2", "  artifacts  2", "  animals    4"]
-    h = Hierarchy.from_nested(TREE)
-    assert h.num_classes == 6  # the fixture tree used above
+
+
+def test_imagenet_dataset_reads_folder_names_only(capsys, tmp_path):
+    write_wndb(tmp_path / "wn")
+    for wnid in MINI_CLASSES:  # empty of decodable images: only the names are read
+        (tmp_path / "data" / "train" / wnid).mkdir(parents=True)
+        (tmp_path / "data" / "train" / wnid / "a.JPEG").write_bytes(b"never decoded")
+    code, out, err = run(capsys, "stats", "--dataset", "imagenet", "--data-dir",
+                         str(tmp_path / "data"), "--wordnet-dir", str(tmp_path / "wn"),
+                         "--space", "imagenet_s7")
+    assert code == 0, err
+    assert "label space: 6 groups" in out and "  domestic animals  2" in out
