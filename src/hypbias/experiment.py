@@ -78,7 +78,7 @@ def run_experiment(config: dict[str, Any], out: str | Path, *, progress: bool = 
     spaces = experiment_spaces(config, bundle)
     components = build_components(config, bundle, spaces)
     result = train(config, bundle=bundle, components=components, progress=progress,
-                   checkpoint_dir=run.checkpoints, resume=resume)
+                   checkpoint_dir=run.checkpoints, resume=resume, spaces=spaces.hypernyms)
     if distributed.rank() != 0:
         return run
     run.write_json("environment.json", {**environment(str(next(result.model.parameters()).device)),

@@ -16,7 +16,7 @@ import inspect
 import math
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,9 @@ from tqdm.auto import tqdm
 from hypbias._validation import check_choice, check_float, check_int
 from hypbias.data.augment import make_augment
 from hypbias.data.base import DatasetBundle, TensorSplit, create_dataset
+from hypbias.errors import ConfigError
+from hypbias.labelspace import LabelSpace
+from hypbias.losses import build_loss
 from hypbias.models.base import Classifier
 from hypbias.models.registry import create
 from hypbias.train import checkpoint, distributed
@@ -115,15 +118,14 @@ def make_scheduler(optimizer: torch.optim.Optimizer, train_cfg: dict[str, Any],
     )
 
 
-def build_loss(config: dict[str, Any], bundle: DatasetBundle) -> Callable:
-    """The configured loss; ``ce`` honours ``train.label_smoothing``."""
-    loss_cfg = section(config, "loss")
-    if loss_cfg.get("name", "ce") == "ce":
-        extra = set(loss_cfg) - {"name"}
-        if extra:
-            raise config_error(config, f"loss.{sorted(extra)[0]}", "is not an option of the 'ce' loss")
-        return nn.CrossEntropyLoss(label_smoothing=float(config["train"]["label_smoothing"]))
-    raise config_error(config, "loss.name", f"must be 'ce'. Got {loss_cfg.get('name')!r} instead.")
+def make_loss(config: dict[str, Any], bundle: DatasetBundle,
+              spaces: Mapping[str, LabelSpace] | None) -> nn.Module:
+    """The configured ``loss:`` (see :func:`hypbias.losses.build_loss`); errors name the config file."""
+    try:
+        return build_loss(section(config, "loss"), bundle.hierarchy, spaces,
+                          label_smoothing=config["train"]["label_smoothing"])
+    except ConfigError as err:
+        raise ConfigError(f"{config.get('config_file', 'config')}: {err}") from None
 
 
 def batches(split: Dataset, batch_size: int, *, device: torch.device,
@@ -240,7 +242,8 @@ def train_one_epoch(step: _Step, batch_iter: Iterator[tuple[torch.Tensor, torch.
 
 def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
           components: list[TrackerComponent] | None = None, progress: bool = True,
-          checkpoint_dir: Path | None = None, resume: bool = False) -> TrainResult:
+          checkpoint_dir: Path | None = None, resume: bool = False,
+          spaces: Mapping[str, LabelSpace] | None = None) -> TrainResult:
     """Train the configured model and track every epoch, 0 (untrained) to ``train.epochs``.
 
     Parameters
@@ -252,6 +255,7 @@ def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
     checkpoint_dir : where ``train.save_every`` writes ``epoch_XXX.pt``.
     resume : continue from the latest checkpoint in ``checkpoint_dir``; on the CPU the result equals
         an uninterrupted run exactly.
+    spaces : the run's hypernym spaces by name, for losses that use them (``multilevel``).
     """
     tc = config["train"]
     epochs = check_int(tc["epochs"], "train.epochs", "the config", low=0)
@@ -285,7 +289,7 @@ def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
     steps = math.ceil(len(bundle.train) / world / local_batch)
     scheduler = make_scheduler(optimizer, tc, steps)
     augment_gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(seed + 1)
-    step = _Step(forward, model, optimizer, scheduler, build_loss(config, bundle),
+    step = _Step(forward, model, optimizer, scheduler, make_loss(config, bundle, spaces).to(device),
                  make_augment(tc["augment"], augment_gen),
                  ModelEMA(model, tc["ema"]) if tc["ema"] else None, autocast)
 
