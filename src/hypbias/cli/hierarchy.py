@@ -197,13 +197,22 @@ def write_space(hierarchy: Hierarchy, space: LabelSpace, out: Path) -> None:
 
 # ---------------------------------------------------------------------- text output
 def _labeller(hierarchy: Hierarchy) -> dict[str, str]:
-    """Display names: ``wnid name`` for WordNet synsets, the node name otherwise."""
+    """Display names: ``wnid name`` for WordNet synsets, the node name otherwise.
+
+    Names come from the hierarchy's own WordNet, else from the one found by the usual search (a
+    run directory's ``hierarchy.json`` does not say which); without WordNet, wnids stay bare.
+    """
     wnids = [n for n in hierarchy.nodes if _WNID.fullmatch(n)]
-    if not wnids or not hierarchy.source.startswith("wordnet:"):
+    if not wnids:
         return {n: n for n in hierarchy.nodes}
     from hypbias.hierarchy.wordnet import synset_names
 
-    names = synset_names(wnids, source=hierarchy.source.partition(":")[2])
+    source = hierarchy.source.partition(":")[2] if hierarchy.source.startswith("wordnet:") \
+        else None
+    try:
+        names = synset_names(wnids, source=source)
+    except HierarchyError:
+        names = {}
     return {n: f"{n} {names[n]}" if n in names else n for n in hierarchy.nodes}
 
 
