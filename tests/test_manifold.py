@@ -31,6 +31,7 @@ from hypbias.analysis import (
     probe_split,
     sample_query_support,
 )
+from hypbias.analysis.embedding import exact_knn
 from hypbias.data.synthetic import synthetic_hierarchy
 from hypbias.errors import MissingDependencyError
 from hypbias.labelspace import LabelSpace
@@ -286,6 +287,15 @@ def test_umap_embedding_is_reproducible_and_keeps_clusters(rng):
     np.testing.assert_array_equal(as_tensor.numpy(), first)
 
 
+def test_exact_knn_matches_a_brute_force_sort(rng):
+    x = rng.normal(size=(50, 6)).astype(np.float32)
+    indices, dists = exact_knn(x, 5, chunk_elements=7 * 50)  # several chunks
+    d = cdist(x, x)
+    np.testing.assert_array_equal(indices, np.argsort(d, axis=1)[:, :5])
+    np.testing.assert_allclose(dists, np.sort(d, axis=1)[:, :5], atol=1e-5)
+    assert (dists[:, 0] == 0).all()
+
+
 def test_raw_space_returns_the_features_unchanged():
     x = torch.randn(10, 4)
     emb = FeatureEmbedder(space="raw")
@@ -322,7 +332,9 @@ def test_backends_receive_single_thread_seeded_settings(monkeypatch):
     assert emb.fit_transform(np.ones((8, 3))).shape == (8, 4)
     assert calls[-1]["n_jobs"] == 1
     assert calls[-1]["random_state"] == 9
+    assert calls[-1]["precomputed_knn"][0].shape == (8, 5)
     assert emb.settings_["backend"] == "umap-learn"
+    assert emb.settings_["knn"] == "exact"
     cuml = _fake_module("cuml", __version__="y")
     monkeypatch.setitem(sys.modules, "cuml", cuml)
     monkeypatch.setitem(sys.modules, "cuml.manifold", _fake_module("cuml.manifold", UMAP=FakeUMAP))

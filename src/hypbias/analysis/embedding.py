@@ -9,11 +9,17 @@ Backends: umap-learn (the ``umap`` extra), or cuML's UMAP when it is installed a
 a CUDA tensor. Both are imported only when an embedding is computed. umap-learn is reproducible only
 single-threaded, so it always runs with ``n_jobs=1`` and ``random_state=seed``; the settings used are
 recorded in :attr:`FeatureEmbedder.settings_`.
+
+For umap-learn with the Euclidean metric and up to :data:`EXACT_KNN_MAX` points, the nearest-neighbour
+graph is computed exactly in torch (on the features' device) and passed in as ``precomputed_knn``.
+That is what umap-learn itself does below 4096 points; above, it would switch to approximate
+NN-descent, whose one-off compilation costs tens of seconds per process.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from typing import Any
 
 import numpy as np
@@ -24,6 +30,8 @@ from hypbias.errors import missing_dependency
 
 SPACES = ("umap", "raw")
 BACKENDS = ("auto", "umap-learn", "cuml")
+EXACT_KNN_MAX = 20_000
+"""Largest number of points whose neighbour graph is computed exactly (O(n²) distances, chunked)."""
 
 
 def _cuml_available() -> bool:
@@ -93,10 +101,14 @@ class FeatureEmbedder:
                   "n_epochs": self.n_epochs}
         if backend == "cuml":
             out, version = _cuml_embed(features, params)
+            extra: dict[str, Any] = {}
         else:
-            out, version = _umap_learn_embed(features, params)
-        self.settings_ = {"space": "umap", "backend": backend, "version": version,
-                          "n_jobs": 1 if backend == "umap-learn" else None, **params}
+            exact = self.metric == "euclidean" and shape[0] <= EXACT_KNN_MAX
+            knn = exact_knn(features, params["n_neighbors"]) if exact else None
+            out, version = _umap_learn_embed(features, params, knn)
+            extra = {"n_jobs": 1, "knn": "exact" if exact else "umap-learn"}
+        self.settings_ = {"space": "umap", "backend": backend, "version": version, **extra,
+                          **params}
         if isinstance(features, torch.Tensor):
             return torch.as_tensor(np.asarray(out, dtype=np.float32), device=features.device)
         return np.asarray(out, dtype=np.float32)
@@ -108,13 +120,41 @@ def _as_numpy(features: Any) -> np.ndarray:
     return np.asarray(features, dtype=np.float32)
 
 
-def _umap_learn_embed(features: Any, params: dict[str, Any]) -> tuple[np.ndarray, str]:
+def exact_knn(features: Any, k: int, chunk_elements: int = 1 << 24) -> tuple[np.ndarray, np.ndarray]:
+    """Exact Euclidean k nearest neighbours of every point, the point itself first.
+
+    ``features`` has shape (n, d); returns (indices, distances), arrays of shape (n, k) (int64,
+    float32), as umap-learn's ``precomputed_knn`` expects. Distances are computed in torch on the
+    features' device, ``chunk_elements`` entries of the distance matrix at a time.
+    """
+    x = torch.as_tensor(features).detach().float()
+    n = len(x)
+    step = max(1, chunk_elements // n)
+    indices, dists = [], []
+    for start in range(0, n, step):
+        d = torch.cdist(x[start: start + step], x)
+        rows = torch.arange(len(d), device=d.device)
+        d[rows, rows + start] = -1.0  # the point itself comes first, at distance 0
+        value, index = d.topk(k, dim=1, largest=False)
+        indices.append(index.cpu())
+        dists.append(value.clamp_(min=0).cpu())
+    return torch.cat(indices).numpy(), torch.cat(dists).numpy()
+
+
+def _umap_learn_embed(features: Any, params: dict[str, Any],
+                      knn: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, str]:
     try:
         import umap
     except ImportError:
         raise missing_dependency("umap-learn", "umap", "The UMAP embedding of layer features") from None
+    if knn is not None:
+        params = {**params, "precomputed_knn": (*knn, None)}
     model = umap.UMAP(n_jobs=1, transform_seed=params["random_state"], **params)
-    return model.fit_transform(_as_numpy(features)), getattr(umap, "__version__", "unknown")
+    with warnings.catch_warnings():
+        # Without a search index umap-learn cannot transform new points; we never do.
+        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+        out = model.fit_transform(_as_numpy(features))
+    return out, getattr(umap, "__version__", "unknown")
 
 
 def _cuml_embed(features: Any, params: dict[str, Any]) -> tuple[np.ndarray, str]:
@@ -141,4 +181,4 @@ def embed(features: Any, dim: int = 10, seed: int = 0, space: str = "umap",
     return FeatureEmbedder(dim, seed, space, n_neighbors, **kwargs).fit_transform(features)
 
 
-__all__ = ["BACKENDS", "SPACES", "FeatureEmbedder", "embed"]
+__all__ = ["BACKENDS", "EXACT_KNN_MAX", "SPACES", "FeatureEmbedder", "embed", "exact_knn"]

@@ -97,15 +97,20 @@ class _QuerySupport:
         self.support_labels = _labels(support_labels, len(self.support), "support_labels", owner, c)
         _require_every_class(self.query_labels, c, "query_labels", owner)
         _require_every_class(self.support_labels, c, "support_labels", owner)
-        # groups[j] lists the support columns of class j, padded with the index of an extra +inf
-        # column (see class_minimum) so that every class has the same number of entries.
+        # Support sorted by class: with equal class sizes a chunk's columns reshape to (C, K);
+        # otherwise groups[j] lists the columns of class j, padded with the index of an extra +inf
+        # column so that every class has the same number of entries (see class_minimum).
         order = np.argsort(self.support_labels, kind="stable")
+        self.support = self.support[torch.as_tensor(order, device=self.support.device)]
+        self.support_labels = self.support_labels[order]
         counts = np.bincount(self.support_labels, minlength=c)
-        groups = np.full((c, counts.max()), len(order), dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        sorted_labels = self.support_labels[order]
-        groups[sorted_labels, np.arange(len(order)) - starts[sorted_labels]] = order
-        self.groups = torch.as_tensor(groups, device=self.query.device)
+        self.groups = None
+        if (counts != counts[0]).any():
+            groups = np.full((c, counts.max()), len(order), dtype=np.int64)
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            groups[self.support_labels, np.arange(len(order)) - starts[self.support_labels]] = (
+                np.arange(len(order)))
+            self.groups = torch.as_tensor(groups, device=self.query.device)
 
     def chunks(self, chunk_size: int | None) -> Iterator[tuple[slice, torch.Tensor]]:
         """Yield (rows, D) with D[a, b] = ‖query[rows][a] − support[b]‖₂, shape (len(rows), n_s)."""
@@ -120,6 +125,8 @@ class _QuerySupport:
 
     def class_minimum(self, d: torch.Tensor) -> torch.Tensor:
         """d(u, V^j) for each row u of ``d`` (n, n_s) and each class j, shape (n, C) (Eq. 11)."""
+        if self.groups is None:
+            return d.view(len(d), self.num_classes, -1).amin(dim=2)
         padded = torch.cat([d, d.new_full((len(d), 1), float("inf"))], dim=1)
         return padded[:, self.groups].amin(dim=2)
 
