@@ -20,9 +20,8 @@ from hypbias.data.synthetic import synthetic_hierarchy
 from hypbias.labelspace import LabelSpace
 from hypbias.metrics.collapse import (
     ClassStatistics,
-    equiangularity,
+    angle_equality,
     equinorm,
-    max_angle,
     nearest_mean_mismatch,
     neural_collapse,
     self_duality,
@@ -123,10 +122,11 @@ def test_pure_nc2_and_nc3_functions_on_known_vectors():
     v = torch.tensor([[3.0, 4.0], [0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
     assert equinorm(v) == pytest.approx(np.std([5, 1, 1], ddof=1) / np.mean([5, 1, 1]))
     cos = np.array([0.8, 0.6, 0.0])  # pairs (0,1), (0,2), (1,2)
-    assert equiangularity(v) == pytest.approx(np.std(cos, ddof=1))
-    assert max_angle(v) == pytest.approx(np.mean(np.abs(cos + 0.5)))
+    assert angle_equality(v) == pytest.approx((np.std(cos, ddof=1), np.mean(np.abs(cos + 0.5))))
     assert self_duality(v, 2.0 * v) == pytest.approx(0.0, abs=1e-15)
-    assert math.isnan(equiangularity(v[:2]))  # one pair: no sample std
+    equiangular, maxangle = angle_equality(v[:2])
+    assert math.isnan(equiangular)  # one pair: no sample std
+    assert maxangle == pytest.approx(abs(0.8 + 1.0))
 
 
 def test_nc1_vanishes_with_within_class_noise():

@@ -16,8 +16,8 @@ N Σ_W(H) = Σ_i h_i h_iᵀ − Σ_c n_c μ_c μ_cᵀ, and in a space S (DESIGN.
 with the superclass mean μ_s weighted by samples. NC4 needs one more pass, shared by all spaces
 (:func:`nearest_mean_mismatch`): at most two passes per checkpoint however many spaces.
 
-The pure functions (:func:`variability_collapse`, :func:`equinorm`, :func:`equiangularity`,
-:func:`max_angle`, :func:`self_duality`, :func:`superclass_classifier`) take float64 tensors;
+The pure functions (:func:`variability_collapse`, :func:`equinorm`, :func:`angle_equality`,
+:func:`self_duality`, :func:`superclass_classifier`) take float64 tensors;
 :class:`ClassStatistics` only holds state.
 """
 
@@ -330,20 +330,22 @@ class ClassStatistics:
             return SpaceStatistics(self.counts, self.means, self.global_mean,
                                    self.within_covariance, None)
         _check_space(space, self.num_classes, "ClassStatistics.compute")
-        t = space.apply(torch.arange(self.num_classes, device=self._device))
-        k = space.num_groups
-        counts = torch.zeros(k, dtype=torch.float64, device=self._device).index_add_(
-            0, t, self.counts)
-        sums = torch.zeros(k, self.dim, dtype=torch.float64, device=self._device).index_add_(
-            0, t, self.sums)
-        means = sums / counts[:, None]
-        offsets = torch.nan_to_num(self.means - means[t])  # classes without samples weigh 0
-        spread = offsets * (self.counts / total).sqrt()[:, None]
+        onehot = _membership(space, self.sums)
+        counts = self.counts @ onehot
+        means = (onehot.T @ self.sums) / counts[:, None]
+        # Classes without samples have zero sums, so clamping their count gives them weight 0.
+        fine_means = self.sums / self.counts.clamp(min=1)[:, None]
+        spread = (fine_means - onehot @ means) * (self.counts / total).sqrt()[:, None]
         return SpaceStatistics(counts, means, self.global_mean, self.within_covariance, spread)
 
     def __repr__(self) -> str:
         return (f"ClassStatistics({self.num_classes} classes, dim {self.dim}, "
                 f"{self.num_samples} samples, device {self._device})")
+
+
+def _membership(space: LabelSpace, like: torch.Tensor) -> torch.Tensor:
+    """The (C, K) membership matrix of ``space`` with the dtype and device of ``like``."""
+    return torch.from_numpy(space.one_hot()).to(like)
 
 
 def _check_space(space: Any, num_classes: int, owner: str) -> LabelSpace:
@@ -413,15 +415,12 @@ def superclass_classifier(weight: torch.Tensor, bias: torch.Tensor | None,
     -------
     (tensor of shape (K, D), tensor of shape (K,) or None)
     """
-    t = space.apply(torch.arange(space.num_classes, device=weight.device))
-    sizes = torch.as_tensor(space.sizes, dtype=weight.dtype, device=weight.device)
-    k = space.num_groups
-    w = torch.zeros(k, weight.shape[1], dtype=weight.dtype, device=weight.device)
-    w = w.index_add_(0, t, weight) / sizes[:, None]
+    onehot = _membership(space, weight)
+    w = (onehot.T @ weight) / onehot.sum(dim=0)[:, None]
     if bias is None:
         return w, None
-    b = torch.zeros(k, dtype=bias.dtype, device=bias.device).index_add_(0, t, bias) / sizes
-    return w, b
+    onehot = _membership(space, bias)
+    return w, (bias @ onehot) / onehot.sum(dim=0)
 
 
 def _between_eigen(centered_means: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -433,17 +432,13 @@ def _between_eigen(centered_means: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     """
     k, d = centered_means.shape
     m = centered_means
-    if k <= d:
-        lam, u = torch.linalg.eigh(m @ m.T / k)
-    else:
-        lam, vecs = torch.linalg.eigh(m.T @ m / k)
+    gram = k <= d
+    lam, vecs = torch.linalg.eigh(m @ m.T / k if gram else m.T @ m / k)
     tol = lam[-1].clamp(min=0) * max(k, d) * torch.finfo(lam.dtype).eps
     keep = int((lam > tol).sum().clamp(max=k - 1))
-    lam = lam[lam.shape[0] - keep:]
-    if k <= d:
-        vecs = m.T @ u[:, u.shape[1] - keep:] / (k * lam).sqrt()
-    else:
-        vecs = vecs[:, vecs.shape[1] - keep:]
+    lam, vecs = lam[lam.shape[0] - keep:], vecs[:, vecs.shape[1] - keep:]
+    if gram:  # eigenvectors u of MMᵀ/K map to unit eigenvectors Mᵀu / sqrt(Kλ) of Σ_B
+        vecs = m.T @ vecs / (k * lam).sqrt()
     return lam, vecs
 
 
@@ -483,18 +478,19 @@ def _pair_cosines(vectors: torch.Tensor) -> torch.Tensor:
     return (unit @ unit.T)[upper[0], upper[1]]
 
 
-def equiangularity(vectors: torch.Tensor) -> float:
-    """NC2 angle equality: std of the cosines between rows of ``vectors`` (K, D), ddof = 1.
+def angle_equality(vectors: torch.Tensor) -> tuple[float, float]:
+    """NC2 angle metrics of the rows of ``vectors`` (K, D), from one cosine matrix.
 
-    Each pair s < s' counts once (the cosine matrix is symmetric). NaN for K = 2.
+    Returns
+    -------
+    equiangularity : float
+        Sample std (ddof = 1) of the cosines, each pair s < s' counted once (the cosine matrix is
+        symmetric); NaN for K = 2.
+    max_angle : float
+        Mean over pairs s ≠ s' of |cos(s, s') + 1/(K − 1)| (Papyan et al.).
     """
-    return _std_mean(_pair_cosines(vectors))[0]
-
-
-def max_angle(vectors: torch.Tensor) -> float:
-    """NC2 maximal angle: mean over pairs s ≠ s' of |cos(s, s') + 1/(K − 1)| (Papyan et al.)."""
-    k = vectors.shape[0]
-    return float((_pair_cosines(vectors) + 1.0 / (k - 1)).abs().mean())
+    cos = _pair_cosines(vectors)
+    return _std_mean(cos)[0], float((cos + 1.0 / (vectors.shape[0] - 1)).abs().mean())
 
 
 def self_duality(weight: torch.Tensor, centered_means: torch.Tensor) -> float:
@@ -538,14 +534,15 @@ def neural_collapse(stats: ClassStatistics, weight: Any, bias: Any = None,
     group = stats.compute(space)
     _require_samples(group, "the fine space" if space is None else repr(space))
     m = group.centered_means
+    angles_m, angles_w = angle_equality(m), angle_equality(w)
     return {
         "nc1": variability_collapse(group),
         "nc2_equinorm_means": equinorm(m),
         "nc2_equinorm_weights": equinorm(w),
-        "nc2_equiangular_means": equiangularity(m),
-        "nc2_equiangular_weights": equiangularity(w),
-        "nc2_maxangle_means": max_angle(m),
-        "nc2_maxangle_weights": max_angle(w),
+        "nc2_equiangular_means": angles_m[0],
+        "nc2_equiangular_weights": angles_w[0],
+        "nc2_maxangle_means": angles_m[1],
+        "nc2_maxangle_weights": angles_w[1],
         "nc3": self_duality(w, m),
     }
 
