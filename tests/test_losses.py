@@ -314,8 +314,8 @@ def test_build_loss_builds_each_loss(small_tree):
     assert build_loss({"name": "soft", "beta": 4}, small_tree).beta == 4.0
     multi = build_loss({"name": "multilevel", "spaces": ["S3"], "weights": [0.5]}, small_tree,
                        spaces)
-    assert multi._group_counts == [3] and multi.weights == [0.5]
-    assert build_loss({"name": "multilevel"}, small_tree, spaces)._group_counts == [2, 3]
+    assert multi.num_groups == [3] and multi.weights == [0.5]
+    assert build_loss({"name": "multilevel"}, small_tree, spaces).num_groups == [2, 3]
 
 
 @pytest.mark.parametrize(("section", "message"), [

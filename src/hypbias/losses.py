@@ -294,7 +294,7 @@ class MultiLevelCrossEntropy(nn.Module):
                                            low=0.0, high=1.0)
         self.reduction = check_choice(reduction, "reduction", owner, REDUCTIONS)
         self.num_classes = sizes.pop()
-        self._group_counts = [s.num_groups for s in spaces]
+        self.num_groups = [s.num_groups for s in spaces]
         self.register_buffer("assignments", torch.as_tensor(np.stack([s.t for s in spaces])),
                              persistent=False)
 
@@ -303,13 +303,13 @@ class MultiLevelCrossEntropy(nn.Module):
         loss = self.fine_weight * F.cross_entropy(logits, targets, reduction="none",
                                                   label_smoothing=self.label_smoothing)
         log_p = F.log_softmax(logits, dim=1)
-        for t, n, w in zip(self.assignments, self._group_counts, self.weights, strict=True):
+        for t, n, w in zip(self.assignments, self.num_groups, self.weights, strict=True):
             group_logp = group_logsumexp(log_p, t, n)
             loss = loss - w * group_logp.gather(1, t[targets].unsqueeze(1)).squeeze(1)
         return _reduce(loss, self.reduction)
 
     def extra_repr(self) -> str:
-        return (f"groups={self._group_counts}, weights={self.weights}, "
+        return (f"num_groups={self.num_groups}, weights={self.weights}, "
                 f"fine_weight={self.fine_weight}, reduction={self.reduction!r}")
 
 

@@ -110,7 +110,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None,
 
     table = comparison_table(runs, split)
     sentence = finding(runs, split)
-    atomic_write_text(out / "comparison.csv", table.to_csv(index=False))
+    atomic_write_text(out / "comparison.csv", table.round(6).to_csv(index=False))
     atomic_write_text(out / "comparison.txt", sentence + "\n")
 
     frames = {r.name: r.metrics for r in runs}
@@ -186,8 +186,10 @@ def comparison_table(runs: Sequence[Run], split: str) -> pd.DataFrame:
     for r in runs:
         add(f"tau_{q:g} (epochs)", split, r.summary.get("tau", {}).get(split, {}), r.name)
         add("final accuracy (%)", split, _final(r, "accuracy", split), r.name)
-        for metric in sorted(m for m in r.metrics.metric.unique()
-                             if m == "mistake_severity" or m.startswith("hier_dist@")):
+        present = set(r.metrics.metric.unique())
+        topk = sorted((m for m in present if m.startswith("hier_dist@")),
+                      key=lambda m: int(m.split("@")[1]))
+        for metric in ["mistake_severity"] * ("mistake_severity" in present) + topk:
             add(f"final {metric}", split, _final(r, metric, split), r.name)
         nc = r.metrics[r.metrics.metric.str.startswith("nc")]
         for (metric, nc_split), _ in nc.groupby(["metric", "split"]):

@@ -44,7 +44,8 @@ def curves(metrics: pd.DataFrame, metric: str, split: str | None = None) -> pd.D
     if sel.empty:
         return pd.DataFrame()
     sel = sel.assign(space=sel.space.str.split("#").str[0])
-    return sel.pivot_table(index="epoch", columns="space", values="value", aggfunc="mean")
+    wide = sel.pivot_table(index="epoch", columns="space", values="value", aggfunc="mean")
+    return wide[list(dict.fromkeys(sel.space))]  # spaces in the table's order, not alphabetical
 
 
 def ordered_spaces(columns: Sequence[str]) -> list[str]:
@@ -149,7 +150,7 @@ def plot_severity_overlay(runs: Mapping[str, pd.DataFrame], split: str) -> Figur
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         if ax.lines:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, ncol=1 + (len(ax.lines) > 6))
     return fig
 
 
