@@ -20,6 +20,7 @@ from hypbias.data.synthetic import synthetic_hierarchy
 from hypbias.labelspace import LabelSpace
 from hypbias.metrics.collapse import (
     ClassStatistics,
+    NearestMeanMismatch,
     angle_equality,
     equinorm,
     nearest_mean_mismatch,
@@ -200,6 +201,20 @@ def test_nc4_reads_the_batches_once_for_all_spaces():
         assert got[name] == pytest.approx(ref["nc4"], abs=1e-12)
 
 
+def test_nc4_counter_merges_shards_and_resets():
+    features, labels, weight, bias, s, r = DATASETS["narrow"]
+    stats = accumulate(features, labels, batch=1000)
+    spaces = {"H": None, "S5": s, "R5#0": r}
+    shards = [NearestMeanMismatch(stats, weight, bias, spaces) for _ in range(3)]
+    for i, (f, _) in enumerate(batches(features, labels, 30)):
+        shards[i % 3].update(torch.from_numpy(f))
+    merged = shards[0].merge(shards[1]).merge(shards[2])
+    assert int(merged.total) == len(labels)
+    assert merged.compute() == nearest_mean_mismatch(stats, weight, bias, [features], spaces)
+    merged.reset()
+    assert int(merged.total) == 0
+
+
 def test_state_dict_round_trip_and_pickle():
     features, labels, weight, bias, s, _ = DATASETS["wide"]
     stats = accumulate(features, labels, batch=64)
@@ -273,6 +288,9 @@ def _stats() -> ClassStatistics:
     (lambda: _stats().update(np.zeros(2), np.zeros(1, dtype=int)),
      "The 'features' parameter of ClassStatistics.update must be a float array of shape (n, 2). "
      "Got shape (2,) and dtype torch.float64 instead."),
+    (lambda: _stats().update(np.array([["a", "b"]]), np.array([0])),
+     "The 'features' parameter of ClassStatistics.update must be a numeric array or tensor. "
+     "Got dtype <U1 instead."),
     (lambda: _stats().update(np.zeros((2, 2)), np.array([0, 3])),
      "The 'labels' parameter of ClassStatistics.update must hold values in [0, 3). "
      "Got values in [0, 3] instead."),
@@ -312,12 +330,17 @@ def _stats() -> ClassStatistics:
      "(3 of 3 groups are empty)."),
     (lambda: nearest_mean_mismatch(_stats(), np.ones((3, 2)), None, [np.zeros((2, 3))],
                                    {"H": None}),
-     "The 'features' parameter of nearest_mean_mismatch must be a float array of shape (n, 2). "
+     "The 'features' parameter of NearestMeanMismatch.update must be a float array of shape "
+     "(n, 2). "
      "Got shape (2, 3) and dtype torch.float64 instead."),
     (lambda: nearest_mean_mismatch(_stats(), np.ones((3, 2)), None, [], {"H": None}),
-     "The 'batches' parameter of nearest_mean_mismatch held no samples."),
+     "NearestMeanMismatch has counted no samples."),
+    (lambda: NearestMeanMismatch(_stats(), np.ones((3, 2)), None, {"H": None}).merge(
+        NearestMeanMismatch(_stats(), np.ones((3, 2)), None, {"S": LabelSpace([0, 0, 1])})),
+     "The 'other' parameter of NearestMeanMismatch.merge must count the spaces ['H']. "
+     "Got ['S'] instead."),
     (lambda: nearest_mean_mismatch(_stats(), np.ones((3, 2)), None, [], {}),
-     "The 'spaces' parameter of nearest_mean_mismatch must be a non-empty mapping of names to "
+     "The 'spaces' parameter of NearestMeanMismatch must be a non-empty mapping of names to "
      "LabelSpace or None. Got {} instead."),
 ])
 def test_bad_input_messages(call, message):

@@ -41,13 +41,13 @@ def _as_tensor(value: Any, name: str, owner: str) -> torch.Tensor:
     """``value`` as a tensor (NumPy arrays and lists are converted on the CPU)."""
     if isinstance(value, torch.Tensor):
         return value
-    try:
-        return torch.as_tensor(np.asarray(value))
-    except (TypeError, ValueError) as exc:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
         raise ValueError(
-            f"The '{name}' parameter of {owner} must be an array or tensor. "
-            f"Got {type(value).__name__} instead."
-        ) from exc
+            f"The '{name}' parameter of {owner} must be a numeric array or tensor. "
+            f"Got dtype {arr.dtype} instead."
+        )
+    return torch.as_tensor(np.ascontiguousarray(arr))
 
 
 def _check_features(features: Any, dim: int, owner: str) -> torch.Tensor:
@@ -547,15 +547,110 @@ def neural_collapse(stats: ClassStatistics, weight: Any, bias: Any = None,
     }
 
 
+class NearestMeanMismatch:
+    """Streaming NC4 (Eq. 32) for several label spaces: the second pass, fed batch by batch.
+
+    Per space S with K groups, a sample counts as a mismatch when argmax_s ⟨w_s, h⟩ + b_s (w_s, b_s
+    by Eq. 34) differs from argmin_s ‖h − μ_s‖ (sample-weighted means from ``stats``). The
+    classifiers and means of all spaces are stacked into one (2 Σ K, D) matrix, so a chunk of
+    features costs one float64 matrix product on its own device, however many spaces.
+
+    Parameters
+    ----------
+    stats : ClassStatistics
+        Fine statistics of the same data (final means, from the first pass).
+    weight : tensor or array of shape (C, D)
+    bias : tensor or array of shape (C,), or None for a layer without bias
+    spaces : mapping of name to LabelSpace, or to None for the fine space
+    chunk_size : int
+        Rows per matrix product (bounds memory at chunk_size × 2 Σ K float64 values).
+    """
+
+    def __init__(self, stats: ClassStatistics, weight: Any, bias: Any,
+                 spaces: Mapping[str, LabelSpace | None], *, chunk_size: int = 4096) -> None:
+        owner = "NearestMeanMismatch"
+        self.chunk_size = check_int(chunk_size, "chunk_size", owner, low=1)
+        w, b = _check_classifier(stats, weight, bias, owner)
+        if b is None:
+            b = torch.zeros(stats.num_classes, dtype=torch.float64, device=stats.device)
+        if not isinstance(spaces, Mapping) or not spaces:
+            raise ValueError(
+                f"The 'spaces' parameter of {owner} must be a non-empty mapping of names to "
+                f"LabelSpace or None. Got {spaces!r} instead."
+            )
+        classifiers, centers, sizes = [], [], []
+        for name, space in spaces.items():
+            if space is None:
+                ws, bs = w, b
+            else:
+                _check_space(space, stats.num_classes, owner)
+                ws, bs = superclass_classifier(w, b, space)
+            group = stats.compute(space)
+            _require_samples(group, f"space '{name}'")
+            classifiers.append((ws, bs))
+            centers.append((-2.0 * group.means, group.means.square().sum(dim=1)))
+            sizes.append(group.num_groups)
+        # Rows: every space's classifier, then every space's means (‖h‖² drops out of argmin).
+        self._proto = torch.cat([c[0] for c in classifiers] + [c[0] for c in centers])
+        self._offset = torch.cat([c[1] for c in classifiers] + [c[1] for c in centers])
+        self._bounds = np.cumsum([0, *sizes]).tolist()
+        self.names = list(spaces)
+        self.dim = stats.dim
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the counts (the classifiers and means are kept)."""
+        self.mismatches = torch.zeros(len(self.names), dtype=torch.int64,
+                                      device=self._proto.device)
+        self.total = torch.zeros((), dtype=torch.int64, device=self._proto.device)
+
+    def update(self, features: Any) -> None:
+        """Count a batch of features of shape (n, D) (any float dtype, any device)."""
+        h = _check_features(features, self.dim, "NearestMeanMismatch.update")
+        if h.device != self._proto.device:  # follow the batches, like ClassStatistics
+            self._proto, self._offset = self._proto.to(h.device), self._offset.to(h.device)
+            self.mismatches, self.total = self.mismatches.to(h.device), self.total.to(h.device)
+        split = self._bounds[-1]
+        for chunk in h.split(self.chunk_size):
+            scores = torch.addmm(self._offset, chunk.to(torch.float64), self._proto.T)
+            for i in range(len(self.names)):
+                lo, hi = self._bounds[i], self._bounds[i + 1]
+                pred = scores[:, lo:hi].argmax(dim=1)
+                nearest = scores[:, split + lo:split + hi].argmin(dim=1)
+                self.mismatches[i] += (pred != nearest).sum()
+        self.total += h.shape[0]
+
+    def merge(self, other: NearestMeanMismatch) -> NearestMeanMismatch:
+        """Add the counts of ``other`` (built for the same spaces). Returns ``self``."""
+        if not isinstance(other, NearestMeanMismatch) or other.names != self.names:
+            raise ValueError(
+                "The 'other' parameter of NearestMeanMismatch.merge must count the spaces "
+                f"{self.names}. Got {getattr(other, 'names', type(other).__name__)} instead."
+            )
+        self.mismatches += other.mismatches.to(self.mismatches.device)
+        self.total += other.total.to(self.total.device)
+        return self
+
+    def all_reduce(self) -> None:
+        """Sum the counts over processes when ``torch.distributed`` is initialised (all call)."""
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        counts = torch.cat([self.mismatches, self.total[None]])
+        dist.all_reduce(counts, op=dist.ReduceOp.SUM)
+        self.mismatches, self.total = counts[:-1], counts[-1]
+
+    def compute(self) -> dict[str, float]:
+        """NC4 share in [0, 1] per space name."""
+        counts = torch.cat([self.mismatches, self.total[None]]).tolist()
+        if counts[-1] == 0:
+            raise ValueError("NearestMeanMismatch has counted no samples.")
+        return {name: counts[i] / counts[-1] for i, name in enumerate(self.names)}
+
+
 def nearest_mean_mismatch(stats: ClassStatistics, weight: Any, bias: Any,
                           batches: Iterable[Any], spaces: Mapping[str, LabelSpace | None], *,
                           chunk_size: int = 4096, all_reduce: bool = False) -> dict[str, float]:
-    """NC4 of every space in one pass: the share of samples whose classifier prediction differs
-    from the nearest group mean (Eq. 32).
-
-    Per space S: argmax_s ⟨w_s, h⟩ + b_s (w_s, b_s by Eq. 34) against argmin_s ‖h − μ_s‖ with the
-    sample-weighted means μ_s from ``stats``. All spaces share one matrix product per chunk, in
-    float64 on the device of each batch.
+    """NC4 of every space in one pass over ``batches`` (Eq. 32; see :class:`NearestMeanMismatch`).
 
     Parameters
     ----------
@@ -567,64 +662,18 @@ def nearest_mean_mismatch(stats: ClassStatistics, weight: Any, bias: Any,
         Features of shape (n, D); labels are not needed and are ignored.
     spaces : mapping of name to LabelSpace, or to None for the fine space
     chunk_size : int
-        Rows per matrix product (bounds memory at chunk_size × 2 Σ K float64 values).
+        Rows per matrix product.
     all_reduce : bool
         Sum the counts over ``torch.distributed`` processes (every process must call).
 
     Returns
     -------
-    dict mapping each name of ``spaces`` to its NC4 share in [0, 1].
+    dict mapping each name of ``spaces`` to the share of samples whose classifier prediction
+    differs from the nearest group mean, in [0, 1].
     """
-    owner = "nearest_mean_mismatch"
-    chunk_size = check_int(chunk_size, "chunk_size", owner, low=1)
-    w, b = _check_classifier(stats, weight, bias, owner)
-    if b is None:
-        b = torch.zeros(stats.num_classes, dtype=torch.float64, device=stats.device)
-    if not isinstance(spaces, Mapping) or not spaces:
-        raise ValueError(
-            f"The 'spaces' parameter of {owner} must be a non-empty mapping of names to "
-            f"LabelSpace or None. Got {spaces!r} instead."
-        )
-    protos, offsets, sizes = [], [], []
-    for name, space in spaces.items():
-        if space is None:
-            ws, bs = w, b
-        else:
-            _check_space(space, stats.num_classes, owner)
-            ws, bs = superclass_classifier(w, b, space)
-        group = stats.compute(space)
-        _require_samples(group, f"space '{name}'")
-        protos.append((ws, -2.0 * group.means))
-        offsets.append((bs, group.means.square().sum(dim=1)))
-        sizes.append(group.num_groups)
-    # Rows: the classifiers of all spaces, then their means; ‖h‖² is dropped from the distances.
-    proto = torch.cat([p[0] for p in protos] + [p[1] for p in protos])
-    offset = torch.cat([o[0] for o in offsets] + [o[1] for o in offsets])
-    bounds = np.cumsum([0, *sizes]).tolist()
-    split = bounds[-1]
-
-    mismatch: torch.Tensor | None = None
-    total = 0
+    counter = NearestMeanMismatch(stats, weight, bias, spaces, chunk_size=chunk_size)
     for batch in batches:
-        features = batch[0] if isinstance(batch, (tuple, list)) else batch
-        h = _check_features(features, stats.dim, owner)
-        if mismatch is None:
-            proto, offset = proto.to(h.device), offset.to(h.device)
-            mismatch = torch.zeros(len(sizes), dtype=torch.int64, device=h.device)
-        for chunk in h.split(chunk_size):
-            scores = torch.addmm(offset, chunk.to(proto.device, torch.float64), proto.T)
-            for i in range(len(sizes)):
-                lo, hi = bounds[i], bounds[i + 1]
-                pred = scores[:, lo:hi].argmax(dim=1)
-                nearest = scores[:, split + lo:split + hi].argmin(dim=1)
-                mismatch[i] += (pred != nearest).sum()
-        total += h.shape[0]
-    if mismatch is None:
-        mismatch = torch.zeros(len(sizes), dtype=torch.int64, device=stats.device)
-    counts = torch.cat([mismatch, torch.tensor([total], device=mismatch.device)])
-    if all_reduce and dist.is_available() and dist.is_initialized():
-        dist.all_reduce(counts, op=dist.ReduceOp.SUM)
-    counts = counts.tolist()
-    if counts[-1] == 0:
-        raise ValueError(f"The 'batches' parameter of {owner} held no samples.")
-    return {name: counts[i] / counts[-1] for i, name in enumerate(spaces)}
+        counter.update(batch[0] if isinstance(batch, (tuple, list)) else batch)
+    if all_reduce:
+        counter.all_reduce()
+    return counter.compute()
