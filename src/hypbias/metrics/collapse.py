@@ -325,7 +325,6 @@ class ClassStatistics:
         Σ_W(S) = Σ_W(H) + (1/N) Σ_c n_c (μ_c − μ_{s(c)})(μ_c − μ_{s(c)})ᵀ (DESIGN.md §2);
         no data is read again.
         """
-        total = self.counts.sum()
         if space is None:
             return SpaceStatistics(self.counts, self.means, self.global_mean,
                                    self.within_covariance, None)
@@ -335,7 +334,7 @@ class ClassStatistics:
         means = (onehot.T @ self.sums) / counts[:, None]
         # Classes without samples have zero sums, so clamping their count gives them weight 0.
         fine_means = self.sums / self.counts.clamp(min=1)[:, None]
-        spread = (fine_means - onehot @ means) * (self.counts / total).sqrt()[:, None]
+        spread = (fine_means - onehot @ means) * (self.counts / self.counts.sum()).sqrt()[:, None]
         return SpaceStatistics(counts, means, self.global_mean, self.within_covariance, spread)
 
     def __repr__(self) -> str:
