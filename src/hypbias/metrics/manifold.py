@@ -98,8 +98,8 @@ class _QuerySupport:
         _require_every_class(self.query_labels, c, "query_labels", owner)
         _require_every_class(self.support_labels, c, "support_labels", owner)
         # Support sorted by class: with equal class sizes a chunk's columns reshape to (C, K);
-        # otherwise groups[j] lists the columns of class j, padded with the index of an extra +inf
-        # column so that every class has the same number of entries (see class_minimum).
+        # otherwise groups[j] lists the columns of class j, padded with the index of an extra
+        # column so that every class has the same number of entries (see class_reduce).
         order = np.argsort(self.support_labels, kind="stable")
         self.support = self.support[torch.as_tensor(order, device=self.support.device)]
         self.support_labels = self.support_labels[order]
@@ -123,12 +123,23 @@ class _QuerySupport:
             rows = slice(start, min(start + step, n_q))
             yield rows, torch.cdist(q[rows], s)
 
-    def class_minimum(self, d: torch.Tensor) -> torch.Tensor:
-        """d(u, V^j) for each row u of ``d`` (n, n_s) and each class j, shape (n, C) (Eq. 11)."""
+    def class_reduce(self, d: torch.Tensor, how: str) -> torch.Tensor:
+        """Reduce each row of ``d`` (n, n_s) over the support points of each class: (n, C).
+
+        ``how="min"`` gives d(u, V^j) (Eq. 11); ``how="sum"`` gives Σ_{v ∈ V^j} d[u, v].
+        """
         if self.groups is None:
-            return d.view(len(d), self.num_classes, -1).amin(dim=2)
-        padded = torch.cat([d, d.new_full((len(d), 1), float("inf"))], dim=1)
-        return padded[:, self.groups].amin(dim=2)
+            grouped = d.view(len(d), self.num_classes, -1)
+        else:
+            pad = float("inf") if how == "min" else 0.0
+            grouped = torch.cat([d, d.new_full((len(d), 1), pad)], dim=1)[:, self.groups]
+        return grouped.amin(dim=2) if how == "min" else grouped.sum(dim=2)
+
+    def class_pair_sums(self, rows_values: torch.Tensor, rows: slice,
+                        sums: torch.Tensor) -> None:
+        """Add per-row class values (n, C) of the queries ``rows`` into ``sums`` (C, C) by query class."""
+        labels = torch.as_tensor(self.query_labels[rows], device=sums.device)
+        sums.index_add_(0, labels, rows_values.double())
 
 
 # ---------------------------------------------------------------------------------------- covers
@@ -173,18 +184,17 @@ def covers(query: Any, query_labels: Any, support: Any, support_labels: Any,
         r_max = check_float(r_max, "r_max", owner, low=0, low_open=True)
     c = qs.num_classes
     dev = qs.query.device
-    labels = torch.as_tensor(qs.query_labels, device=dev)
     # With the default r_max no distance exceeds it, so the clamp vanishes and A follows from the
     # per-class sums of d(u, V^j) and their maximum, in one pass.
     sums = torch.zeros((c, c), dtype=torch.float64, device=dev)
     largest = torch.zeros((), dtype=torch.float64, device=dev)
     for rows, d in qs.chunks(chunk_size):
-        dmin = qs.class_minimum(d).double()
+        dmin = qs.class_reduce(d, "min").double()
         if r_max is None:
             largest = torch.maximum(largest, dmin.max())
         else:
             dmin = (1.0 - dmin / r_max).clamp_(min=0.0)
-        sums.index_add_(0, labels[rows], dmin)
+        qs.class_pair_sums(dmin, rows, sums)
     counts = torch.as_tensor(np.bincount(qs.query_labels, minlength=c), dtype=torch.float64,
                              device=dev)
     means = sums / counts[:, None]
@@ -244,22 +254,20 @@ class PearsonAccumulator:
         """Forget every pair."""
         self.sums = np.zeros(6, dtype=np.float64)
 
-    def update(self, x: Any, y: Any, weight: Any = None) -> None:
-        """Add the pairs (x[k], y[k]); ``weight`` (0/1 of the same shape) keeps a subset.
+    @classmethod
+    def from_sums(cls, n: float, sx: float, sy: float, sxx: float, syy: float,
+                  sxy: float) -> PearsonAccumulator:
+        """An accumulator holding the given sums (n pairs, Σx, Σy, Σx², Σy², Σxy)."""
+        acc = cls()
+        acc.sums += np.array([n, sx, sy, sxx, syy, sxy], dtype=np.float64)
+        return acc
 
-        Arrays or tensors of any (equal) shape; tensors are summed on their device in float64.
-        """
-        if isinstance(x, torch.Tensor):
-            w = torch.ones_like(x) if weight is None else weight.to(x.dtype)
-            xw, yw = x * w, y * w
-            parts = [w, xw, yw, xw * x, yw * y, xw * y]
-            self.sums += np.array([float(torch.sum(p, dtype=torch.float64)) for p in parts])
-            return
+    def update(self, x: Any, y: Any) -> None:
+        """Add the pairs (x[k], y[k]); arrays (or CPU tensors) of equal shape."""
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
-        w = np.ones_like(x) if weight is None else np.asarray(weight, dtype=np.float64)
-        self.sums += np.array([w.sum(), (w * x).sum(), (w * y).sum(), (w * x * x).sum(),
-                               (w * y * y).sum(), (w * x * y).sum()])
+        self.sums += np.array([x.size, x.sum(), y.sum(), (x * x).sum(), (y * y).sum(),
+                               (x * y).sum()])
 
     def merge(self, other: PearsonAccumulator) -> None:
         """Add another accumulator's pairs."""
@@ -324,8 +332,9 @@ def example_pair_correlation(query: Any, query_labels: Any, support: Any, suppor
     """Direct comparison (App. C.3): Pearson's r between ‖u − v‖₂ and d_W(class u, class v).
 
     Over every pair of a query u and a support point v of different classes, without materialising
-    class distances. The (n_q, n_s) distance matrix is streamed in chunks of query rows and the
-    correlation accumulated from float64 sums (:class:`PearsonAccumulator`).
+    class distances. Since d_W depends only on the two classes, the sums Pearson's r needs follow
+    from the per-class-pair sums S1[i, j] = Σ ‖u − v‖ and S2[i, j] = Σ ‖u − v‖² (u of class i, v of
+    class j), accumulated in float64 while the (n_q, n_s) distance matrix is streamed in chunks.
 
     Parameters
     ----------
@@ -341,15 +350,20 @@ def example_pair_correlation(query: Any, query_labels: Any, support: Any, suppor
     owner = "example_pair_correlation"
     w = _square(d_hierarchy, "d_hierarchy", owner)
     qs = _QuerySupport(owner, query, query_labels, support, support_labels, len(w), device)
-    dev, dtype = qs.query.device, qs.query.dtype
-    w_t = torch.as_tensor(w, dtype=dtype, device=dev)
-    yq = torch.as_tensor(qs.query_labels, device=dev)
-    ys = torch.as_tensor(qs.support_labels, device=dev)
-    acc = PearsonAccumulator()
+    c = qs.num_classes
+    s1 = torch.zeros((c, c), dtype=torch.float64, device=qs.query.device)
+    s2 = torch.zeros_like(s1)
     for rows, d in qs.chunks(chunk_size):
-        pair_w = w_t[yq[rows, None], ys[None, :]]
-        acc.update(d, pair_w, weight=yq[rows, None] != ys[None, :])
-    return acc.compute()
+        qs.class_pair_sums(qs.class_reduce(d, "sum"), rows, s1)
+        qs.class_pair_sums(qs.class_reduce(d.square_(), "sum"), rows, s2)
+    s1, s2 = s1.cpu().numpy(), s2.cpu().numpy()
+    pairs = np.outer(np.bincount(qs.query_labels, minlength=c),
+                     np.bincount(qs.support_labels, minlength=c)).astype(np.float64)
+    np.fill_diagonal(pairs, 0.0)
+    cross = pairs > 0
+    return PearsonAccumulator.from_sums(
+        pairs.sum(), s1[cross].sum(), (pairs * w).sum(), s2[cross].sum(), (pairs * w * w).sum(),
+        (s1 * w)[cross].sum()).compute()
 
 
 __all__ = [
