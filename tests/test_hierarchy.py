@@ -179,3 +179,14 @@ def test_file_errors_name_the_file(tmp_path):
         Hierarchy.from_file(str(cyc))
     with pytest.raises(HierarchyError, match="no such hierarchy file"):
         Hierarchy.from_file(str(tmp_path / "missing.json"))
+
+
+def test_cuts_skip_graph_nodes_without_tree_leaves():
+    """'pet' keeps its graph children but loses them in the tree view (first parents elsewhere)."""
+    parents = {"cat": ["feline", "pet"], "dog": ["canine", "pet"], "feline": "animal",
+               "canine": "animal", "pet": "animal", "cow": "bovine", "bovine": "animal"}
+    h = Hierarchy.from_parents(parents, ["cat", "dog", "cow"])
+    assert h.children("pet") == []
+    assert h.superclasses(n=3) == ["cat", "dog", "cow"]  # single-child nodes are looked through
+    assert h.superclasses(level=1) == ["feline", "canine", "bovine"]
+    assert h.assignment(h.superclasses(n=2 + 1)).tolist() == [0, 1, 2]

@@ -137,9 +137,10 @@ class RunDir:
     def metrics(self) -> pd.DataFrame:
         """The long-format metrics table (``layer`` is the empty string where not per-layer)."""
         parquet = self.file("metrics.parquet")
-        frame = pd.read_parquet(parquet) if parquet.exists() else pd.read_csv(self.require("metrics.csv"))
-        frame["layer"] = frame["layer"].fillna("").astype(str)
-        return frame
+        if parquet.exists():
+            return pd.read_parquet(parquet)
+        return pd.read_csv(self.require("metrics.csv"), dtype={"layer": str}, keep_default_na=False,
+                           na_values={"value": ["", "nan", "NaN"]})
 
     @cached_property
     def log(self) -> pd.DataFrame:

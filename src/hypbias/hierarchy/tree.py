@@ -404,19 +404,18 @@ class Hierarchy:
         cut = [self._through_unary(self.root)]
         reached = [1]
         while len(cut) < n:
-            options = [g for g in cut if self._tree_children[g]
-                       and len(cut) - 1 + len(self._tree_children[g]) <= n]
+            options = [g for g in cut if self._kids(g) and len(cut) - 1 + len(self._kids(g)) <= n]
             if not options:
-                grow = [g for g in cut if self._tree_children[g]]
+                grow = [g for g in cut if self._kids(g)]
                 if grow:  # report the counts a further, overshooting split would give
-                    reached.append(len(cut) - 1 + min(len(self._tree_children[g]) for g in grow))
+                    reached.append(len(cut) - 1 + min(len(self._kids(g)) for g in grow))
                 raise ValueError(
                     f"superclasses: cannot cut {n} groups from {self.source}; "
                     f"reachable counts along the way include {sorted(set(reached))}"
                 )
             best = max(options, key=lambda g: (self._node_leaves[g].sum(), -dfs_rank[g]))
             pos = cut.index(best)
-            cut[pos:pos + 1] = [self._through_unary(ch) for ch in self._tree_children[best]]
+            cut[pos:pos + 1] = [self._through_unary(ch) for ch in self._kids(best)]
             reached.append(len(cut))
         cut.sort(key=dfs_rank.__getitem__)
         return [self.nodes[i] for i in cut]
@@ -444,9 +443,13 @@ class Hierarchy:
                 f"height {self.height}, source={self.source!r})")
 
     # ------------------------------------------------------------------ internals
+    def _kids(self, node: int) -> list[int]:
+        """Tree children that have classes below them (a graph node can lose all its tree children)."""
+        return [k for k in self._tree_children[node] if self._node_leaves[k].any()]
+
     def _through_unary(self, node: int) -> int:
-        while len(self._tree_children[node]) == 1:
-            node = self._tree_children[node][0]
+        while len(self._kids(node)) == 1:
+            node = self._kids(node)[0]
         return node
 
     def _tree_dfs(self) -> list[int]:
