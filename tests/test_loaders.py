@@ -348,3 +348,13 @@ def test_bow_model_honours_the_classifier_interface():
     with pytest.raises(ValueError, match=r"The 'dropout' parameter of BagOfWords must be a finite "
                                          r"float in \[0, 1\]. Got 2.0 instead."):
         create("bow", num_classes=3, in_features=10, dropout=2.0)
+
+
+def test_autoaugment_refuses_standardised_images(tmp_path, capsys):
+    write_cifar100(tmp_path / "data", n_train=1, n_test=1)
+    code = cli_main(["run", "cifar100_resnet18", "--data-dir", str(tmp_path / "data"),
+                     "--out", str(tmp_path / "r"),
+                     "--set", "train.augment=autoaugment", "--set", "model.name=small_cnn",
+                     "--set", "train.epochs=1", "--no-progress", "--no-report"])
+    assert code == 2
+    assert "set data.normalize to 'unit' or 'none'" in capsys.readouterr().err

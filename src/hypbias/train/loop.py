@@ -269,6 +269,9 @@ def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
         bundle = build_bundle(config)
     device = resolve_device(tc["device"])
     world, rank = distributed.world_size(), distributed.rank()
+    if tc["augment"] == "autoaugment" and bundle.info.get("normalize") == "standard":
+        raise config_error(config, "train.augment", "= 'autoaugment' works on images in [0, 1] or uint8; "
+                           "set data.normalize to 'unit' or 'none'")
     if world > 1 and batch_size % world:
         raise config_error(config, "train.batch_size",
                            f"must be divisible by the {world} processes. Got {batch_size} instead.")
