@@ -31,3 +31,6 @@ def build_components(config: dict[str, Any], bundle: DatasetBundle,
                      spaces: SpaceSet) -> list[TrackerComponent]:
     """Every component whose config section is switched on, in registration order."""
     return [c for factory in _COMPONENTS.values() if (c := factory(config, bundle, spaces)) is not None]
+
+
+from hypbias.train import collapse_tracking, mistakes_tracking  # noqa: E402, F401  (registration)

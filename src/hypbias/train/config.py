@@ -46,12 +46,12 @@ DEFAULTS: dict[str, Any] = {
         "num_workers": 0,
         "save_every": 0,
     },
-    "track": {"splits": ["val"], "eval_batch_size": 1024},
+    "track": {"splits": ["val"], "eval_batch_size": 1024, "mistakes": True},
     "spaces": {"hypernyms": [4], "random_draws": 10, "q": 0.95, "seed": 0},
     "nc": {"every": 0, "split": "train", "spaces": "all"},
     "manifold": {"every": 0, "layers": [], "k": 25, "dim": 10, "space": "umap", "probes": True},
     "loss": {"name": "ce"},
-    "report": {"figures": True},
+    "report": {"figures": True, "nc_threshold": 0.1},
 }
 
 OPEN_SECTIONS = {"data", "model", "loss"}

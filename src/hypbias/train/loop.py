@@ -287,6 +287,7 @@ def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if tc["amp"] and device.type == "cuda" else None)
     tracker = Tracker(bundle.num_classes, splits=config["track"]["splits"], components=components or [])
+    tracker.bind(model)
     optimizer = build_optimizer(model, tc)
     local_batch = batch_size // world
     steps = math.ceil(len(bundle.train) / world / local_batch)

@@ -1,6 +1,7 @@
 """The :class:`Tracker`: per-epoch sufficient statistics, usable inside any training loop.
 
     tracker = hb.Tracker(num_classes=100, splits=("val",))
+    tracker.bind(model)               # components that read the model (neural collapse, layers)
     evaluate(model, tracker)          # calls tracker.update(logits, targets, split="val")
     tracker.end_epoch(0)              # epoch 0: before any parameter update
     for epoch in range(1, epochs + 1):
@@ -37,6 +38,9 @@ class TrackerComponent:
 
     name = "component"
     splits: tuple[str, ...] = ()
+
+    def bind(self, model: torch.nn.Module) -> None:
+        """Called once with the model being trained, before the first evaluation."""
 
     def active(self, epoch: int) -> bool:
         """Whether the component measures at ``epoch`` (e.g. every k-th epoch)."""
@@ -108,6 +112,11 @@ class Tracker:
         self._history: dict[str, list[np.ndarray]] = {s: [] for s in self.splits}
         self.epochs: list[int] = []
         self.rows: list[MetricRow] = []
+
+    def bind(self, model: torch.nn.Module) -> None:
+        """Give the components the model (its head, its layers) before the first evaluation."""
+        for comp in self.components:
+            comp.bind(model)
 
     @property
     def next_epoch(self) -> int:

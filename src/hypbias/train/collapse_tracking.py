@@ -1,0 +1,120 @@
+"""Neural collapse tracked per epoch in every label space from two passes over one split (§3.3).
+
+Pass 1 accumulates the fine class statistics (counts, sums, second moment) from the penultimate
+features of the tracker's evaluation pass; every label space's NC1–NC3 follow from them. Pass 2
+counts, for every space at once, the samples whose classifier decision differs from the nearest
+class mean (NC4). The paper needs 2 + M passes for M extra label spaces; this needs two.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from hypbias.analysis.label_spaces import SpaceSet
+from hypbias.data.base import DatasetBundle
+from hypbias.labelspace import LabelSpace
+from hypbias.metrics.collapse import ClassStatistics, NearestMeanMismatch, neural_collapse
+from hypbias.train.components import register_component
+from hypbias.train.config import config_error
+from hypbias.train.tracker import MetricRow, TrackerComponent
+
+
+class CollapseTracker(TrackerComponent):
+    """NC1–NC4 of ``split`` every ``every`` epochs for each space of ``spaces``.
+
+    Parameters
+    ----------
+    num_classes : C.
+    spaces : name -> LabelSpace, or None for the fine space ``H``.
+    split : the split measured (the paper uses the training set).
+    every : measure at epochs divisible by ``every``.
+    """
+
+    name = "nc"
+
+    def __init__(self, num_classes: int, spaces: dict[str, LabelSpace | None],
+                 split: str = "train", every: int = 1) -> None:
+        self.splits = (split,)
+        self.split = split
+        self.every = every
+        self.spaces = spaces
+        self.num_classes = num_classes
+        self.stats: ClassStatistics | None = None
+        self.head: torch.nn.Linear | None = None
+        self.nc4: NearestMeanMismatch | None = None
+
+    def bind(self, model: torch.nn.Module) -> None:
+        """Read W and b from ``model.head`` (whatever weights are swapped in when measuring)."""
+        self.head = model.head
+        self.stats = ClassStatistics(self.num_classes, model.head.in_features)
+
+    def active(self, epoch: int) -> bool:
+        return epoch % self.every == 0
+
+    def update(self, split: str, logits: torch.Tensor, targets: torch.Tensor,
+               features: torch.Tensor | None) -> None:
+        if features is None:
+            raise ValueError("CollapseTracker needs penultimate features: pass features= to Tracker.update")
+        self.stats.update(features, targets)
+
+    def wants_second_pass(self, split: str) -> bool:
+        return True
+
+    def before_second_pass(self, split: str) -> None:
+        self.stats.all_reduce()
+        self.nc4 = NearestMeanMismatch(self.stats, self.head.weight, self.head.bias, self.spaces)
+
+    def update_second(self, split: str, logits: torch.Tensor, targets: torch.Tensor,
+                      features: torch.Tensor | None) -> None:
+        self.nc4.update(features)
+
+    def all_reduce(self) -> None:
+        if self.nc4 is not None:
+            self.nc4.all_reduce()
+
+    def end_epoch(self, epoch: int, model: torch.nn.Module | None) -> list[MetricRow]:
+        rows: list[MetricRow] = []
+        weight, bias = self.head.weight.detach(), self.head.bias.detach()
+        mismatch = self.nc4.compute() if self.nc4 is not None else {}
+        for name, space in self.spaces.items():
+            values = neural_collapse(self.stats, weight, bias, space)
+            if name in mismatch:
+                values["nc4"] = mismatch[name]
+            rows.extend({"epoch": epoch, "split": self.split, "space": name, "metric": metric,
+                         "value": float(value), "layer": ""} for metric, value in values.items())
+        self.stats.reset()
+        self.nc4 = None
+        return rows
+
+
+def collapse_spaces(selection: Any, spaces: SpaceSet) -> dict[str, LabelSpace | None]:
+    """``nc.spaces``: ``"all"`` (H, every S and every random draw), or a list of names from those."""
+    available: dict[str, LabelSpace | None] = {"H": None, **spaces.all()}
+    if selection == "all":
+        return available
+    if isinstance(selection, str) or not all(name in available for name in selection):
+        raise ValueError(f"must be 'all' or a list of space names among {', '.join(available)}. "
+                         f"Got {selection!r} instead.")
+    return {name: available[name] for name in selection}
+
+
+@register_component("nc")
+def build_collapse_tracker(config: dict[str, Any], bundle: DatasetBundle,
+                           spaces: SpaceSet) -> CollapseTracker | None:
+    """The ``nc:`` section: ``every`` (0 = off), ``split``, ``spaces``."""
+    nc = config["nc"]
+    every = nc["every"]
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise config_error(config, "nc.every", f"must be an int >= 0. Got {every!r} instead.")
+    if every == 0:
+        return None
+    if nc["split"] not in config["track"]["splits"]:
+        raise config_error(config, "nc.split", f"= {nc['split']!r} must be one of track.splits "
+                           f"{config['track']['splits']}")
+    try:
+        chosen = collapse_spaces(nc["spaces"], spaces)
+    except ValueError as err:
+        raise config_error(config, "nc.spaces", str(err)) from None
+    return CollapseTracker(bundle.num_classes, chosen, split=nc["split"], every=every)

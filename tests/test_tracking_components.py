@@ -1,0 +1,87 @@
+"""Tracker components in a real run: neural collapse and mistake severity equal direct computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from collapse_reference import reference_collapse
+from hypbias.errors import ConfigError
+from hypbias.experiment import load_spaces, run_experiment
+from hypbias.metrics import mistake_severity
+from hypbias.models import create
+from hypbias.train.config import load_config
+from hypbias.train.loop import build_bundle
+
+OVERRIDES = ["train.epochs=2", "data.train_per_class=20", "data.val_per_class=10", "spaces.random_draws=2",
+             "spaces.hypernyms=[4, 20]", "track.splits=[val, train]", "nc.every=1", "model.hidden=[64, 32]"]
+
+
+@pytest.fixture(scope="module")
+def nc_run(tmp_path_factory):
+    config = load_config(None, OVERRIDES)
+    return run_experiment(config, tmp_path_factory.mktemp("nc"), progress=False, report=True)
+
+
+def _final_outputs(run):
+    config = run.config
+    bundle = build_bundle(config)
+    model = create("mlp", bundle.num_classes, in_features=64, hidden=config["model"]["hidden"])
+    model.load_state_dict(torch.load(run.file("model.pt")))
+    model.eval()
+    with torch.no_grad():
+        logits, feats = model.forward_with_features(bundle.train.x)
+        val_logits = model(bundle.val.x)
+    return model, bundle, logits, feats, val_logits
+
+
+def test_collapse_rows_equal_direct_numpy_computation(nc_run):
+    model, bundle, _, feats, _ = _final_outputs(nc_run)
+    spaces = load_spaces(nc_run).all()
+    m = nc_run.metrics
+    last = m[(m.epoch == 2) & (m.split == "train")]
+    w = model.head.weight.detach().double().numpy()
+    b = model.head.bias.detach().double().numpy()
+    h = feats.double().numpy()
+    y = bundle.train.labels()
+    for name, t in (("H", None), ("S4", spaces["S4"].t), ("R20#1", spaces["R20#1"].t)):
+        expected = reference_collapse(h, y, w, b, t)
+        got = last[last.space == name].set_index("metric").value
+        for key, value in expected.items():
+            assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (name, key)
+
+
+def test_mistake_severity_rows_equal_direct_computation(nc_run):
+    _, bundle, _, _, val_logits = _final_outputs(nc_run)
+    m = nc_run.metrics
+    got = m[(m.epoch == 2) & (m.split == "val") & (m.metric == "mistake_severity")].value.item()
+    assert got == pytest.approx(mistake_severity(val_logits, bundle.val.y, bundle.hierarchy))
+    assert {"hier_dist@1", "hier_dist@5", "hier_dist@20"} <= set(m.metric)
+
+
+def test_collapse_section_in_report(nc_run):
+    html = nc_run.file("report.html").read_text()
+    assert "Neural collapse in hyponym, hypernym and random label spaces" in html
+    assert "NC1 on the train split" in html
+    assert nc_run.file("figures/collapse.png").exists()
+
+
+def test_collapse_is_measured_every_k_epochs(tmp_path):
+    config = load_config(None, [*OVERRIDES, "nc.every=2", "train.epochs=3", "nc.spaces=[H, S4]"])
+    run = run_experiment(config, tmp_path, progress=False, report=False)
+    nc = run.metrics[run.metrics.metric == "nc1"]
+    assert sorted(nc.epoch.unique()) == [0, 2]
+    assert set(nc.space) == {"H", "S4"}
+    assert np.isfinite(nc.value).all()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("nc.split=test", "'nc.split' = 'test' must be one of track.splits"),
+    ("nc.spaces=[S7]", "'nc.spaces' must be 'all' or a list of space names among H, S4"),
+    ("nc.every=-1", "'nc.every' must be an int >= 0. Got -1 instead."),
+])
+def test_bad_nc_sections(override, message, tmp_path):
+    config = load_config(None, [*OVERRIDES, override])
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        run_experiment(config, tmp_path, progress=False, report=False)
