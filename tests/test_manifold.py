@@ -275,7 +275,13 @@ def test_umap_embedding_is_reproducible_and_keeps_clusters(rng):
     centres = rng.normal(size=(4, 20)) * 6
     y = np.repeat(np.arange(4), 30)
     x = (centres[y] + rng.normal(size=(120, 20))).astype(np.float32)
-    first = embed(x, dim=3, seed=7, n_neighbors=10, n_epochs=50)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        first = embed(x, dim=3, seed=7, n_neighbors=10, n_epochs=50)
+        assert torch.get_num_threads() == 1  # umap-learn must not change torch's thread pool
+    finally:
+        torch.set_num_threads(threads)
     second = embed(x, dim=3, seed=7, n_neighbors=10, n_epochs=50)
     assert first.shape == (120, 3)
     np.testing.assert_array_equal(first, second)

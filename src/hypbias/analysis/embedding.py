@@ -150,10 +150,16 @@ def _umap_learn_embed(features: Any, params: dict[str, Any],
     if knn is not None:
         params = {**params, "precomputed_knn": (*knn, None)}
     model = umap.UMAP(n_jobs=1, transform_seed=params["random_state"], **params)
-    with warnings.catch_warnings():
-        # Without a search index umap-learn cannot transform new points; we never do.
-        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
-        out = model.fit_transform(_as_numpy(features))
+    # umap-learn resets numba's thread count when it finishes; with numba's OpenMP layer that is
+    # torch's OpenMP pool too, so torch's setting is restored here.
+    torch_threads = torch.get_num_threads()
+    try:
+        with warnings.catch_warnings():
+            # Without a search index umap-learn cannot transform new points; we never do.
+            warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+            out = model.fit_transform(_as_numpy(features))
+    finally:
+        torch.set_num_threads(torch_threads)
     return out, getattr(umap, "__version__", "unknown")
 
 

@@ -10,8 +10,10 @@ Works on any ``nn.Module``: layers are named as in ``model.named_modules()`` (``
   (N, C·k^s): the "average pooling windows" of the linear probes (App. C.4.1);
 * ``pool="flatten"``: every value, flattened.
 
-Outputs of shape (N, D) are kept as they are. A module that returns a tuple contributes its first
-element. Features are detached and stored in float32 on the device they were computed on.
+Outputs of shape (N, D) are kept as they are; larger outputs are read channel-first, (N, C, *spatial),
+so a token sequence (N, T, D) should be hooked where one token is selected, or flattened. A module
+that returns a tuple contributes its first element. Features are detached and stored in float32 on
+the device they were computed on.
 
 >>> import torch
 >>> from torch import nn
