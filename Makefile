@@ -45,7 +45,7 @@ wordnet:
 ## Install the dev extras and run the whole suite (exit code 5, no tests collected, fails).
 test: install-dev wordnet
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 -q
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -6,9 +6,14 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import settings
 
 from hypbias import Hierarchy
+
+# Two pytest workers share two cores: one thread each, or OpenMP's busy-waiting threads contend and
+# CPU kernels run tens of times slower.
+torch.set_num_threads(1)
 
 settings.register_profile("hypbias", deadline=None, max_examples=60, derandomize=True)
 settings.load_profile("hypbias")
