@@ -10,6 +10,7 @@ import pandas as pd
 
 from hypbias.analysis.label_spaces import (
     COLUMNS,
+    DERIVED_METRICS,
     SpaceSet,
     build_spaces,
     convergence_finding,
@@ -51,9 +52,23 @@ def analyse_run(run: RunDir, config: dict[str, Any], spaces: SpaceSet,
         split: dict(zip(frame.space, frame.value.round(4), strict=True))
         for split, frame in last[~last.space.str.contains("#")].groupby("split")
     }
-    summary["findings"] = convergence_finding(summary, spaces, split=_main_split(config))
+    summary["findings"] = [*convergence_finding(summary, spaces, split=_main_split(config)),
+                           *component_findings(metrics, config)]
     run.write_json("summary.json", summary)
     return metrics
+
+
+def component_findings(metrics: pd.DataFrame, config: dict[str, Any]) -> list[str]:
+    """Sentences on neural collapse and manifold alignment, when the run measured them."""
+    from hypbias.report.figures_collapse import collapse_finding
+    from hypbias.report.figures_manifold import manifold_finding
+
+    found = []
+    if metrics.metric.eq("nc1").any():
+        found.append(collapse_finding(metrics, float(config["report"]["nc_threshold"])))
+    if metrics.metric.eq("ccc_cover").any():
+        found.append(manifold_finding(metrics))
+    return [f for f in found if f]
 
 
 def _main_split(config: dict[str, Any]) -> str:
@@ -109,3 +124,58 @@ def load_spaces(run: RunDir) -> SpaceSet:
 
 
 __all__ = ["analyse_run", "experiment_spaces", "load_spaces", "run_experiment"]
+
+
+MANIFOLD_METRICS = ("ccc_cover", "ccc_class_means", "ccc_direct", "self_cover", "mutual_cover",
+                    "probe_accuracy")
+
+
+def analyze_checkpoints(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), *,
+                        progress: bool = True, report: bool = True) -> RunDir:
+    """Layer-wise manifold analysis of every saved checkpoint of a run (``hypbias analyze``).
+
+    The samples are drawn from the run's seed exactly as the tracker draws them, so the rows agree
+    with those tracked during training. Earlier manifold rows are replaced; the rest of
+    ``metrics.csv`` is kept and the accuracy metrics are re-derived from ``confusion.npz``.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from hypbias.errors import DataError
+    from hypbias.train.checkpoint import checkpoints
+    from hypbias.train.config import apply_overrides
+    from hypbias.train.ema import ModelEMA
+    from hypbias.train.loop import build_model
+    from hypbias.train.manifold_tracking import analyse_model, manifold_inputs, resolve_layers
+
+    run = RunDir(Path(run_dir))
+    config = apply_overrides(run.config, overrides)
+    found = checkpoints(run.checkpoints)
+    if not found:
+        raise DataError(f"{run.checkpoints}: no epoch_XXX.pt checkpoints to analyse "
+                        "(train the run with --set train.save_every=K)")
+    bundle = build_bundle(config)
+    spaces = load_spaces(run)
+    inputs = manifold_inputs(config, bundle, spaces)
+    model = build_model(dict(config["model"]), bundle)
+    layers = resolve_layers(config, model)
+    rows: list[dict[str, Any]] = []
+    for path in tqdm(found, desc="checkpoints", disable=not progress):
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        model.load_state_dict(payload["model"])
+        if payload.get("ema") is not None:  # what the tracker evaluated
+            ema = ModelEMA(model, float(config["train"]["ema"]))
+            ema.load_state_dict(payload["ema"])
+            ema.copy_to(model)
+        rows.extend(analyse_model(model, layers, inputs, int(payload["epoch"]), progress=progress))
+    old = run.metrics
+    kept = old[~old.metric.isin(DERIVED_METRICS) & ~old.metric.isin(MANIFOLD_METRICS)]
+    analyse_run(run, config, spaces, [*kept.to_dict("records"), *rows])
+    run.write_json("analysis.json", {"layers": layers, "checkpoints": [p.name for p in found],
+                                     "settings": inputs.settings.as_dict(), "manifold": config["manifold"]})
+    run.reload()
+    if report:
+        from hypbias.report import write_report
+
+        write_report(run)
+    return run

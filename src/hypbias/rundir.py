@@ -125,6 +125,11 @@ class RunDir:
         atomic_write(self.file(name), lambda fh: fh.write(buffer.getvalue()))
 
     # ------------------------------------------------------------------ readers
+    def reload(self) -> None:
+        """Forget cached reads (config, summary, metrics, ...) after the files were rewritten."""
+        for name in ("config", "summary", "metrics", "log", "hierarchy"):
+            self.__dict__.pop(name, None)
+
     @cached_property
     def config(self) -> dict[str, Any]:
         return yaml.safe_load(self.require("config.yaml").read_text(encoding="utf-8"))

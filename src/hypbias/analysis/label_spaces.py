@@ -27,6 +27,10 @@ from hypbias.metrics.accuracy import (
 COLUMNS = ["epoch", "split", "space", "metric", "value", "layer"]
 """Columns of the long-format metrics table."""
 
+DERIVED_METRICS = ("accuracy", "relative_accuracy", "relative_gain", "residual_relative_error",
+                   "theoretical_accuracy")
+"""Metrics :func:`space_metrics` derives from confusion matrices (recomputed, never stored state)."""
+
 
 @dataclass
 class SpaceSet:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from hypbias.errors import HypbiasError
 
-SUBCOMMANDS = ["run", "report", "compare", "hierarchy"]
+SUBCOMMANDS = ["run", "analyze", "report", "compare", "hierarchy"]
 """Modules under ``hypbias.cli`` that define a subcommand, in the order ``--help`` lists them."""
 
 

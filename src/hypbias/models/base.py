@@ -20,6 +20,11 @@ class Classifier(nn.Module):
 
     head: nn.Linear
 
+    @property
+    def feature_layers(self) -> tuple[str, ...]:
+        """Module names analysed layer by layer by default (bottom to top); empty when unknown."""
+        return ()
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features of shape (N, D)."""
         raise NotImplementedError

@@ -34,6 +34,10 @@ class SmallCNN(Classifier):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(chans[-1], num_classes)
 
+    @property
+    def feature_layers(self) -> tuple[str, ...]:
+        return (*(f"blocks.{name}" for name, _ in self.blocks.named_children()), "head")
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.blocks(x)).flatten(1)
 

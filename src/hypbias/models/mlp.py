@@ -30,6 +30,11 @@ class MLP(Classifier):
             self.body.add_module(f"act{k}", nn.ReLU())
         self.head = nn.Linear(widths[-1], num_classes)
 
+    @property
+    def feature_layers(self) -> tuple[str, ...]:
+        acts = [f"body.{name}" for name, _ in self.body.named_children() if name.startswith("act")]
+        return (*acts, "head")
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x.flatten(1))
 

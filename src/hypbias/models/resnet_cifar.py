@@ -87,6 +87,10 @@ class CifarResNet(Classifier):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
+    @property
+    def feature_layers(self) -> tuple[str, ...]:
+        return ("stem", "layer1", "layer2", "layer3", "layer4", "head")
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))

@@ -33,4 +33,8 @@ def build_components(config: dict[str, Any], bundle: DatasetBundle,
     return [c for factory in _COMPONENTS.values() if (c := factory(config, bundle, spaces)) is not None]
 
 
-from hypbias.train import collapse_tracking, mistakes_tracking  # noqa: E402, F401  (registration)
+from hypbias.train import (  # noqa: E402, F401  (registration)
+    collapse_tracking,
+    manifold_tracking,
+    mistakes_tracking,
+)

@@ -49,7 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "track": {"splits": ["val"], "eval_batch_size": 1024, "mistakes": True},
     "spaces": {"hypernyms": [4], "random_draws": 10, "q": 0.95, "seed": 0},
     "nc": {"every": 0, "split": "train", "spaces": "all"},
-    "manifold": {"every": 0, "layers": [], "k": 25, "dim": 10, "space": "umap", "probes": True},
+    "manifold": {"every": 0, "split": "train", "layers": [], "k": 25, "dim": 10, "space": "umap",
+                 "n_neighbors": 15, "n_epochs": None, "probes": True, "probe_k": 10,
+                 "probe_method": "logistic"},
     "loss": {"name": "ce"},
     "report": {"figures": True, "nc_threshold": 0.1},
 }
@@ -91,7 +93,14 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     """
     source = find_config(path if path is not None else DEFAULT_CONFIG)
     user = _read_with_base(source, seen=())
-    merged = _merge(copy.deepcopy(DEFAULTS), user, str(source), prefix="")
+    merged = apply_overrides(_merge(copy.deepcopy(DEFAULTS), user, str(source), prefix=""), overrides)
+    merged["config_file"] = str(source)
+    return merged
+
+
+def apply_overrides(config: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``config`` with ``"section.key=value"`` overrides applied (values parsed as YAML)."""
+    merged = copy.deepcopy(config)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
@@ -104,7 +113,6 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         for part in reversed(key.split(".")):
             nested = {part: nested}
         merged = _merge(merged, nested, f"--set {item}", prefix="")
-    merged["config_file"] = str(source)
     return merged
 
 

@@ -314,12 +314,15 @@ def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
         log, elapsed = state.load(restored)
         start_epoch = tracker.next_epoch
     start = time.perf_counter() - elapsed
-    if start_epoch == 1:
+    saving = checkpoint_dir is not None and save_every > 0 and rank == 0
+    if not tracker.epochs:
         evaluate(model, bundle, tracker, device, eval_bs, autocast)
         acc = tracker.end_epoch(0, model)
         log.append({"epoch": 0, "loss": float("nan"), "lr": optimizer.param_groups[0]["lr"],
                     **{f"acc_{s}": a for s, a in acc.items()}, "images_per_s": float("nan"),
                     "seconds": time.perf_counter() - start})
+        if saving:  # the untrained model, for analyses of checkpoints after the fact
+            state.save(checkpoint_dir / "epoch_000.pt", log, time.perf_counter() - start)
     bar = tqdm(range(start_epoch, epochs + 1), desc="epochs", leave=True,
                disable=True if (not progress or rank) else None)
     for epoch in bar:
@@ -339,7 +342,7 @@ def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
                     **{f"acc_{s}": a for s, a in acc.items()}, "images_per_s": speed,
                     "seconds": time.perf_counter() - start})
         bar.set_postfix(loss=f"{loss:.3f}", **{s: f"{a:.1f}%" for s, a in acc.items()})
-        if checkpoint_dir is not None and save_every and epoch % save_every == 0 and rank == 0:
+        if saving and (epoch % save_every == 0 or epoch == epochs):
             state.save(checkpoint_dir / f"epoch_{epoch:03d}.pt", log, time.perf_counter() - start)
     if step.ema is not None:
         step.ema.copy_to(model)

@@ -1,0 +1,145 @@
+"""Layer-wise manifold alignment tracked during training (paper §3.2, §4.3, App. C.3–C.4).
+
+The same 2K examples per class (K query, K support) are drawn once from the config's seed and
+analysed at every measured epoch, so curves compare like with like. ``hypbias analyze`` draws the
+same samples to analyse saved checkpoints after the fact.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from hypbias.analysis.label_spaces import SpaceSet
+from hypbias.analysis.manifold import Labelled, ManifoldSettings, manifold_metrics
+from hypbias.analysis.sampling import probe_split, sample_query_support
+from hypbias.data.base import DatasetBundle, TensorSplit, split_labels
+from hypbias.labelspace import LabelSpace
+from hypbias.train import distributed
+from hypbias.train.components import register_component
+from hypbias.train.config import config_error
+from hypbias.train.tracker import MetricRow, TrackerComponent
+
+
+@dataclass
+class ManifoldInputs:
+    """Everything :func:`manifold_metrics` needs besides the model and the epoch."""
+
+    query: Labelled
+    support: Labelled
+    probe_train: Labelled | None
+    probe_test: Labelled | None
+    graph_distance: np.ndarray
+    spaces: dict[str, LabelSpace | None]
+    settings: ManifoldSettings
+    split: str
+
+
+def _labelled(split: Any, idx: np.ndarray) -> Labelled:
+    labels = split_labels(split)[idx]
+    if isinstance(split, TensorSplit):
+        return Labelled(split.x[torch.as_tensor(idx)], labels)
+    return Labelled(torch.stack([torch.as_tensor(split[int(i)][0]) for i in idx]), labels)
+
+
+def manifold_inputs(config: dict[str, Any], bundle: DatasetBundle, spaces: SpaceSet) -> ManifoldInputs:
+    """Draw the query/support and probe samples and gather the settings of the ``manifold:`` section."""
+    mf = config["manifold"]
+    seed = int(config["seed"])
+    try:
+        settings = ManifoldSettings(dim=mf["dim"], space=mf["space"], seed=seed,
+                                    n_neighbors=mf["n_neighbors"], n_epochs=mf["n_epochs"],
+                                    probe_method=mf["probe_method"])
+        split = bundle.split(mf["split"])
+        qs = sample_query_support(split_labels(split), k=mf["k"], seed=seed,
+                                  num_classes=bundle.num_classes, allow_fewer=True)
+        probe_train = probe_test = None
+        if mf["probes"]:
+            train_idx, test_idx = probe_split(split_labels(bundle.val), k=mf["probe_k"], seed=seed)
+            probe_train, probe_test = _labelled(bundle.val, train_idx), _labelled(bundle.val, test_idx)
+    except ValueError as err:
+        raise config_error(config, "manifold", str(err)) from None
+    return ManifoldInputs(_labelled(split, qs.query), _labelled(split, qs.support), probe_train,
+                          probe_test, bundle.hierarchy.graph_distance_matrix(),
+                          {"H": None, **spaces.hypernyms}, settings, mf["split"])
+
+
+def resolve_layers(config: dict[str, Any], model: torch.nn.Module) -> list[str]:
+    """``manifold.layers``, or the model's ``feature_layers`` when the list is empty."""
+    layers = list(config["manifold"]["layers"]) or list(getattr(model, "feature_layers", ()))
+    if not layers:
+        raise config_error(config, "manifold.layers", "is empty and the model names no default layers; "
+                           "list module names (see model.named_modules())")
+    return layers
+
+
+class ManifoldTracker(TrackerComponent):
+    """Runs :func:`manifold_metrics` on the model at the measured epochs.
+
+    ``epochs`` is the set of epochs to measure (see :func:`measured_epochs`).
+    """
+
+    name = "manifold"
+
+    def __init__(self, config: dict[str, Any], inputs: ManifoldInputs, epochs: set[int],
+                 progress: bool = True) -> None:
+        self.config = config
+        self.inputs = inputs
+        self.epochs = epochs
+        self.progress = progress
+        self.layers: list[str] = []
+
+    def bind(self, model: torch.nn.Module) -> None:
+        self.layers = resolve_layers(self.config, model)
+
+    def active(self, epoch: int) -> bool:
+        return epoch in self.epochs
+
+    def end_epoch(self, epoch: int, model: torch.nn.Module | None) -> list[MetricRow]:
+        if model is None:
+            raise ValueError("ManifoldTracker needs the model: call Tracker.end_epoch(epoch, model=model)")
+        if distributed.rank() != 0:  # every rank holds the same model; one analysis suffices
+            return []
+        return analyse_model(model, self.layers, self.inputs, epoch, progress=self.progress)
+
+
+def analyse_model(model: torch.nn.Module, layers: list[str], inputs: ManifoldInputs, epoch: int,
+                  progress: bool = True) -> list[MetricRow]:
+    """The manifold rows of one model state."""
+    return manifold_metrics(model, layers, inputs.query, inputs.support, inputs.graph_distance,
+                            inputs.spaces, epoch=epoch, split=inputs.split,
+                            probe_train=inputs.probe_train, probe_test=inputs.probe_test,
+                            settings=inputs.settings, progress=progress)
+
+
+def measured_epochs(config: dict[str, Any]) -> set[int]:
+    """``manifold.every``: k (every k-th epoch and the last; 0 = never) or an explicit list of epochs.
+
+    A list such as ``[0, 1, 2, 3, 5, 10, 30]`` measures densely where the geometry changes fastest.
+    """
+    every, last = config["manifold"]["every"], int(config["train"]["epochs"])
+    if isinstance(every, list) and all(isinstance(e, int) and 0 <= e <= last for e in every):
+        return set(every)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise config_error(config, "manifold.every", f"must be an int >= 0 or a list of epochs in "
+                           f"[0, {last}]. Got {every!r} instead.")
+    return set() if every == 0 else {*range(0, last + 1, every), last}
+
+
+@register_component("manifold")
+def build_manifold_tracker(config: dict[str, Any], bundle: DatasetBundle,
+                           spaces: SpaceSet) -> ManifoldTracker | None:
+    """The ``manifold:`` section; ``every: 0`` switches it off."""
+    epochs = measured_epochs(config)
+    if not epochs:
+        return None
+    return ManifoldTracker(config, manifold_inputs(config, bundle, spaces), epochs,
+                           progress=sys.stderr.isatty())
+
+
+__all__ = ["ManifoldInputs", "ManifoldTracker", "analyse_model", "manifold_inputs", "measured_epochs",
+           "resolve_layers"]
