@@ -27,7 +27,7 @@ install-dev: $(VENV)/.installed-dev
 
 ## Train the embedded default experiment and write its report to $(OUT)/report.html.
 run: install
-	$(BIN)/hypbias run $(CONFIG) --out $(OUT)
+	$(BIN)/hypbias run $(CONFIG) --out $(OUT) --overwrite
 	@echo "Report: $(OUT)/report.html"
 
 ## WordNet 3.0 for the hierarchy tests (Debian's wordnet-base), installed where missing.

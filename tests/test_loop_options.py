@@ -57,3 +57,13 @@ def test_learning_rate_follows_the_schedule(cifar_root):
                            "train.gamma=0.1", "train.lr=0.2", "train.augment=null"), progress=False)
     lrs = [row["lr"] for row in result.log[1:]]
     assert lrs == pytest.approx([0.2, 0.02])
+
+
+def test_subnormal_flushing_is_scoped_to_training():
+    from hypbias.train.loop import subnormals_flushed
+
+    tiny = torch.tensor([1e-39], dtype=torch.float32)
+    assert (tiny * 1.0).item() > 0
+    with subnormals_flushed():
+        assert (tiny * 1.0).item() == 0.0
+    assert (tiny * 1.0).item() > 0

@@ -74,13 +74,14 @@ def test_analyze_without_checkpoints_is_one_line_error(tmp_path, capsys):
     assert "\n" not in err
 
 
-@pytest.mark.parametrize(("every", "expected"), [(0, set()), (2, {0, 2, 4, 5}), ([0, 3], {0, 3})])
+@pytest.mark.parametrize(("every", "expected"),
+                         [(0, set()), (2, {0, 2, 4, 5}), ([0, 3], {0, 3}), ([0, 1, 9], {0, 1})])
 def test_measured_epochs(every, expected):
     config = load_config(None, ["train.epochs=5", f"manifold.every={every}"])
     assert measured_epochs(config) == expected
 
 
 def test_bad_measured_epochs():
-    config = load_config(None, ["train.epochs=5", "manifold.every=[0, 9]"])
+    config = load_config(None, ["train.epochs=5", "manifold.every=[0, -1]"])
     with pytest.raises(ConfigError, match=r"'manifold.every' must be an int >= 0 or a list of epochs"):
         measured_epochs(config)

@@ -240,6 +240,21 @@ def train_one_epoch(step: _Step, batch_iter: Iterator[tuple[torch.Tensor, torch.
     return (float(total) / max(count, 1) if total is not None else float("nan")), count
 
 
+@contextlib.contextmanager
+def subnormals_flushed() -> Iterator[None]:
+    """Flush subnormal floats to zero on the CPU for the duration, then restore the previous mode.
+
+    Near 100% train accuracy the wrong-class probabilities and their gradients become subnormal,
+    which makes CPU epochs several times slower.
+    """
+    was_flushing = bool((torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0)
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(was_flushing)
+
+
 def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
           components: list[TrackerComponent] | None = None, progress: bool = True,
           checkpoint_dir: Path | None = None, resume: bool = False,
@@ -257,6 +272,13 @@ def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
         an uninterrupted run exactly.
     spaces : the run's hypernym spaces by name, for losses that use them (``multilevel``).
     """
+    with subnormals_flushed():
+        return _train(config, bundle, components, progress, checkpoint_dir, resume, spaces)
+
+
+def _train(config: dict[str, Any], bundle: DatasetBundle | None,
+           components: list[TrackerComponent] | None, progress: bool, checkpoint_dir: Path | None,
+           resume: bool, spaces: Mapping[str, LabelSpace] | None) -> TrainResult:
     tc = config["train"]
     epochs = check_int(tc["epochs"], "train.epochs", "the config", low=0)
     batch_size = check_int(tc["batch_size"], "train.batch_size", "the config", low=1)
@@ -268,10 +290,6 @@ def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
     if bundle is None:
         bundle = build_bundle(config)
     device = resolve_device(tc["device"])
-    if device.type == "cpu":
-        # Near 100% train accuracy the wrong-class probabilities and their gradients become
-        # subnormal floats, which make CPU epochs several times slower; flush them to zero.
-        torch.set_flush_denormal(True)
     world, rank = distributed.world_size(), distributed.rank()
     if tc["augment"] == "autoaugment" and bundle.info.get("normalize") == "standard":
         raise config_error(config, "train.augment", "= 'autoaugment' works on images in [0, 1] or uint8; "

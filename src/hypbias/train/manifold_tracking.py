@@ -119,14 +119,16 @@ def analyse_model(model: torch.nn.Module, layers: list[str], inputs: ManifoldInp
 def measured_epochs(config: dict[str, Any]) -> set[int]:
     """``manifold.every``: k (every k-th epoch and the last; 0 = never) or an explicit list of epochs.
 
-    A list such as ``[0, 1, 2, 3, 5, 10, 30]`` measures densely where the geometry changes fastest.
+    A list such as ``[0, 1, 2, 3, 5, 10, 30]`` measures densely where the geometry changes fastest;
+    its epochs past the end of training are dropped, so shortening a run keeps the early ones.
     """
     every, last = config["manifold"]["every"], int(config["train"]["epochs"])
-    if isinstance(every, list) and all(isinstance(e, int) and 0 <= e <= last for e in every):
-        return set(every)
+    if isinstance(every, list) and all(isinstance(e, int) and not isinstance(e, bool) and e >= 0
+                                       for e in every):
+        return {e for e in every if e <= last}
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-        raise config_error(config, "manifold.every", f"must be an int >= 0 or a list of epochs in "
-                           f"[0, {last}]. Got {every!r} instead.")
+        raise config_error(config, "manifold.every", "must be an int >= 0 or a list of epochs >= 0. "
+                           f"Got {every!r} instead.")
     return set() if every == 0 else {*range(0, last + 1, every), last}
 
 
