@@ -15,13 +15,9 @@ memory above the start of each method, and the largest relative difference of an
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -30,37 +26,10 @@ from hypbias.labelspace import LabelSpace
 from hypbias.metrics.collapse import ClassStatistics, nearest_mean_mismatch, neural_collapse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _measure import measure
 from collapse_reference import PASSES_PER_SPACE, reference_collapse
 
 BATCH = 1024
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def rss() -> int:
-    """Resident set size of this process in bytes."""
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * PAGE
-
-
-def measure(fn: Callable[[], Any]) -> tuple[Any, float, float]:
-    """Run ``fn``; return its result, seconds, and peak RSS above the start in MiB (sampled)."""
-    start = rss()
-    peak = [start]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], rss())
-            time.sleep(0.002)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    t0 = time.perf_counter()
-    out = fn()
-    seconds = time.perf_counter() - t0
-    done.set()
-    thread.join()
-    return out, seconds, (max(peak[0], rss()) - start) / 2**20
 
 
 class Batches:

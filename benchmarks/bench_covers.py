@@ -21,45 +21,15 @@ Run: ``python benchmarks/bench_covers.py`` (about 2 minutes on 2 CPU cores) or `
 from __future__ import annotations
 
 import argparse
-import os
-import threading
 import time
 import warnings
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import torch
 
+from _measure import measure
 from hypbias.analysis import embed
 from hypbias.metrics.manifold import covers
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def measure(fn: Callable[[], Any]) -> tuple[Any, float, float]:
-    """(result, seconds, peak resident memory above the start in MiB) of one call."""
-    start = _rss()
-    peak = [start]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss())
-            time.sleep(0.002)
-
-    watcher = threading.Thread(target=sample, daemon=True)
-    watcher.start()
-    t0 = time.perf_counter()
-    result = fn()
-    seconds = time.perf_counter() - t0
-    done.set()
-    watcher.join()
-    peak[0] = max(peak[0], _rss())
-    return result, seconds, (peak[0] - start) / 2**20
 
 
 def straightforward_covers(query: np.ndarray, query_labels: np.ndarray, support: np.ndarray,

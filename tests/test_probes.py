@@ -92,3 +92,14 @@ def test_probe_validates_input(rng):
     with pytest.raises(ValueError, match=re.escape(
             "The 'spaces' parameter of probe must map 8 classes. Got spaces of [4] classes instead.")):
         probe(x, y, x, y, {"S": LabelSpace([0, 0, 1, 1])}, num_classes=8)
+
+
+def test_probe_split_allow_fewer_halves_small_classes():
+    from hypbias.analysis.sampling import probe_split
+
+    labels = np.array([0] * 30 + [1] * 6 + [2] * 1)
+    train, test = probe_split(labels, k=10, seed=0, allow_fewer=True)
+    assert np.bincount(labels[train], minlength=3).tolist() == [10, 3, 0]
+    assert np.bincount(labels[test], minlength=3).tolist() == [20, 3, 1]
+    assert not set(train) & set(test)
+    assert len(train) + len(test) == len(labels)

@@ -85,8 +85,8 @@ def sample_query_support(labels: Any, k: int = 25, seed: int = 0, *,
     return QuerySupport(np.concatenate(query), np.concatenate(support))
 
 
-def probe_split(labels: Any, k: int = 10, seed: int = 0, *,
-                num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def probe_split(labels: Any, k: int = 10, seed: int = 0, *, num_classes: int | None = None,
+                allow_fewer: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Split an evaluation split into K_probe training examples per class and the rest (App. C.4.2).
 
     Parameters
@@ -95,16 +95,23 @@ def probe_split(labels: Any, k: int = 10, seed: int = 0, *,
     k : int >= 1, K_probe (10 by default); every class needs more than k examples
     seed : int >= 0
     num_classes : int, optional; default the largest label + 1
+    allow_fewer : a class with at most k examples gives half of them (rounded down, at least one
+        when it has two) to training instead of raising
 
     Returns
     -------
-    (train, test): int index arrays of shapes (C·k,) and (N − C·k,), disjoint, covering ``labels``.
+    (train, test): disjoint int index arrays covering ``labels``, of shapes (C·k,) and (N − C·k,)
+    when every class has more than k examples.
     """
     owner = "probe_split"
     k = check_int(k, "k", owner, low=1)
     y, c = _prepare(labels, num_classes, seed, owner)
     groups = _shuffled_by_class(y, c, seed)
     short = [cls for cls, members in enumerate(groups) if len(members) <= k]
+    if short and allow_fewer:
+        sizes = [k if len(m) > k else len(m) // 2 for m in groups]
+        return (np.concatenate([m[:s] for m, s in zip(groups, sizes, strict=True)]),
+                np.concatenate([m[s:] for m, s in zip(groups, sizes, strict=True)]))
     if short:
         cls = short[0]
         raise ValueError(

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hypbias.errors import DataError
 from hypbias.hierarchy.tree import Hierarchy
 from hypbias.labelspace import LabelSpace
 
@@ -36,6 +38,17 @@ class TensorSplit(Dataset):
 
     def labels(self) -> np.ndarray:
         return self.y.numpy()
+
+
+def data_folder(root: str | Path | None, dataset: str, expected: str, *, must_exist: bool = True) -> Path:
+    """``data.root`` as a Path, or a one-line DataError saying what the folder should hold."""
+    if root is None:
+        raise DataError(f"{dataset}: no data folder given; set data.root or pass --data-dir DIR "
+                        f"(the folder holding {expected})")
+    path = Path(root)
+    if must_exist and not path.is_dir():
+        raise DataError(f"{path}: no such data folder (expected {expected})")
+    return path
 
 
 def split_labels(split: Dataset) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from hypbias._validation import check_choice
-from hypbias.data.base import DatasetBundle, TensorSplit, register_dataset
+from hypbias.data.base import DatasetBundle, TensorSplit, data_folder, register_dataset
 from hypbias.errors import DataError
 from hypbias.hierarchy.tree import Hierarchy
 from hypbias.labelspace import LabelSpace
@@ -32,10 +32,7 @@ DOWNLOAD_HINT = ("download cifar-100-python.tar.gz from https://www.cs.toronto.e
 
 def find_cifar100(root: str | Path | None) -> Path:
     """The ``cifar-100-python`` folder: ``root`` itself or ``root/cifar-100-python``."""
-    if root is None:
-        raise DataError("cifar100: no data folder given; set data.root or pass --data-dir DIR "
-                        f"(the folder holding {FOLDER}/)")
-    root = Path(root)
+    root = data_folder(root, "cifar100", f"{FOLDER}/", must_exist=False)
     for folder in (root / FOLDER, root):
         if all((folder / name).is_file() for name in ("train", "test", "meta")):
             return folder

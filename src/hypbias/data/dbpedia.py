@@ -33,7 +33,7 @@ from scipy.sparse import coo_matrix, diags
 from torch.utils.data import Dataset
 
 from hypbias._validation import check_choice, check_int
-from hypbias.data.base import DatasetBundle, TensorSplit, register_dataset
+from hypbias.data.base import DatasetBundle, TensorSplit, data_folder, register_dataset
 from hypbias.errors import DataError, missing_dependency
 from hypbias.hierarchy.tree import Hierarchy
 from hypbias.labelspace import LabelSpace
@@ -213,12 +213,7 @@ def load_dbpedia(root: str | Path | None = None, features: str = "bow", dim: int
     dim = check_int(dim, "dim", owner, low=1)
     max_length = check_int(max_length, "max_length", owner, low=2)
     seed = check_int(seed, "seed", owner, low=0)
-    if root is None:
-        raise DataError("dbpedia: no data folder given; set data.root or pass --data-dir DIR "
-                        "(the folder holding train.csv and test.csv)")
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such data folder (expected train.csv and test.csv)")
+    root = data_folder(root, "dbpedia", "train.csv and test.csv")
     names = read_class_names(root)
     hierarchy, s5 = dbpedia_hierarchy(names)
     splits: dict[str, Dataset] = {}

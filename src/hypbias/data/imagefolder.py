@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from hypbias._validation import check_int
-from hypbias.data.base import DatasetBundle, TensorSplit, register_dataset
+from hypbias.data.base import DatasetBundle, TensorSplit, data_folder, register_dataset
 from hypbias.data.cifar import channel_scaling, standardize
 from hypbias.errors import DataError, missing_dependency
 from hypbias.hierarchy.files import read_hierarchy
@@ -254,12 +254,7 @@ def load_imagefolder(
     seed : seeds the per-class subsampling.
     """
     owner = "load_imagefolder"
-    if root is None:
-        raise DataError("imagefolder: no data folder given; set data.root or pass --data-dir DIR "
-                        "(the folder holding train/ and val/)")
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such data folder (expected train/ and val/ class folders)")
+    root = data_folder(root, "imagefolder", "train/ and val/ class folders")
     image_size = check_int(image_size, "image_size", owner, low=1)
     resize = image_size * 256 // 224 if resize is None else check_int(resize, "resize", owner,
                                                                        low=image_size)

@@ -59,7 +59,8 @@ def manifold_inputs(config: dict[str, Any], bundle: DatasetBundle, spaces: Space
                                   num_classes=bundle.num_classes, allow_fewer=True)
         probe_train = probe_test = None
         if mf["probes"]:
-            train_idx, test_idx = probe_split(split_labels(bundle.val), k=mf["probe_k"], seed=seed)
+            train_idx, test_idx = probe_split(split_labels(bundle.val), k=mf["probe_k"], seed=seed,
+                                              num_classes=bundle.num_classes, allow_fewer=True)
             probe_train, probe_test = _labelled(bundle.val, train_idx), _labelled(bundle.val, test_idx)
     except ValueError as err:
         raise config_error(config, "manifold", str(err)) from None
