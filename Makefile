@@ -51,7 +51,7 @@ lint: install-dev
 	$(BIN)/ruff check .
 
 bench: install-dev
-	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+	cd benchmarks && for b in bench_*.py; do OMP_NUM_THREADS=1 ../$(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs build dist src/*.egg-info
