@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hypbias._registry import Registry
 from hypbias.errors import DataError
 from hypbias.hierarchy.tree import Hierarchy
 from hypbias.labelspace import LabelSpace
@@ -93,27 +94,18 @@ class DatasetBundle:
 
 
 DatasetFactory = Callable[..., DatasetBundle]
-_DATASETS: dict[str, DatasetFactory] = {}
+DATASETS: Registry[DatasetFactory] = Registry("The 'data.name' setting")
 
 
 def register_dataset(name: str) -> Callable[[DatasetFactory], DatasetFactory]:
     """Decorator registering ``factory(**options) -> DatasetBundle`` under ``name``."""
-
-    def deco(factory: DatasetFactory) -> DatasetFactory:
-        _DATASETS[name] = factory
-        return factory
-
-    return deco
+    return DATASETS.register(name)
 
 
 def list_datasets() -> list[str]:
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def create_dataset(name: str, **options: Any) -> DatasetBundle:
     """Build a registered dataset (``data.name`` in a config; ``options`` are the rest of ``data``)."""
-    if name not in _DATASETS:
-        raise ValueError(
-            f"The 'data.name' setting must be one of {', '.join(list_datasets())}. Got {name!r} instead."
-        )
-    return _DATASETS[name](**options)
+    return DATASETS.get(name)(**options)

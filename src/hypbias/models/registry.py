@@ -2,41 +2,36 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
+from hypbias._registry import Registry
 from hypbias.models.base import Classifier
 
 ModelFactory = Callable[..., Classifier]
-_REGISTRY: dict[str, ModelFactory] = {}
-_PREFIXES: dict[str, ModelFactory] = {}
+MODELS: Registry[ModelFactory] = Registry("The 'name' parameter of create")
+ADAPTERS: Registry[ModelFactory] = Registry("The adapter prefix of create")
 
 
 def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
     """Decorator registering ``factory(num_classes, **kw) -> Classifier`` under ``name``."""
-
-    def deco(factory: ModelFactory) -> ModelFactory:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
+    return MODELS.register(name)
 
 
 def register_prefix(prefix: str) -> Callable[[ModelFactory], ModelFactory]:
     """Register ``factory(name, num_classes, **kw)`` for every name ``"<prefix>:<name>"`` (adapters)."""
-
-    def deco(factory: ModelFactory) -> ModelFactory:
-        _PREFIXES[prefix] = factory
-        return factory
-
-    return deco
+    return ADAPTERS.register(prefix)
 
 
 def list_models() -> list[str]:
     """Registered model names, and ``"<prefix>:*"`` for each adapter family."""
-    return sorted(_REGISTRY) + sorted(f"{p}:*" for p in _PREFIXES)
+    return MODELS.names() + [f"{p}:*" for p in ADAPTERS.names()]
+
+
+def factory_parameters(name: str) -> set[str]:
+    """Keyword parameters of a built-in model's factory (empty for adapters)."""
+    return set(inspect.signature(MODELS.get(name)).parameters) if name in MODELS else set()
 
 
 def create(name: str, num_classes: int, **kwargs: Any) -> Classifier:
@@ -46,13 +41,10 @@ def create(name: str, num_classes: int, **kwargs: Any) -> Classifier:
     >>> m.head.weight.shape
     torch.Size([10, 256])
     """
-    if ":" in name:
-        prefix, _, inner = name.partition(":")
-        if prefix in _PREFIXES:
-            return _PREFIXES[prefix](inner, num_classes, **kwargs)
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"The 'name' parameter of create must be one of {', '.join(list_models())}. "
-            f"Got {name!r} instead."
-        )
-    return _REGISTRY[name](num_classes, **kwargs)
+    prefix, sep, inner = name.partition(":")
+    if sep and prefix in ADAPTERS:
+        return ADAPTERS.get(prefix)(inner, num_classes, **kwargs)
+    if name not in MODELS:
+        raise ValueError(f"The 'name' parameter of create must be one of {', '.join(list_models())}. "
+                         f"Got {name!r} instead.")
+    return MODELS.get(name)(num_classes, **kwargs)

@@ -9,28 +9,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hypbias._registry import Registry
 from hypbias.analysis.label_spaces import SpaceSet
 from hypbias.data.base import DatasetBundle
 from hypbias.train.tracker import TrackerComponent
 
 ComponentFactory = Callable[[dict[str, Any], DatasetBundle, SpaceSet], "TrackerComponent | None"]
-_COMPONENTS: dict[str, ComponentFactory] = {}
+COMPONENTS: Registry[ComponentFactory] = Registry("A tracker component")
 
 
 def register_component(section: str) -> Callable[[ComponentFactory], ComponentFactory]:
     """Decorator: ``factory(config, bundle, spaces)`` builds the component of config ``section``."""
-
-    def deco(factory: ComponentFactory) -> ComponentFactory:
-        _COMPONENTS[section] = factory
-        return factory
-
-    return deco
+    return COMPONENTS.register(section)
 
 
 def build_components(config: dict[str, Any], bundle: DatasetBundle,
                      spaces: SpaceSet) -> list[TrackerComponent]:
     """Every component whose config section is switched on, in registration order."""
-    return [c for factory in _COMPONENTS.values() if (c := factory(config, bundle, spaces)) is not None]
+    return [c for factory in COMPONENTS if (c := factory(config, bundle, spaces)) is not None]
 
 
 from hypbias.train import (  # noqa: E402, F401  (registration)

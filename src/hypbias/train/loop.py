@@ -12,7 +12,6 @@ what one process would have measured.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 import random
 import time
@@ -34,7 +33,7 @@ from hypbias.errors import ConfigError
 from hypbias.labelspace import LabelSpace
 from hypbias.losses import build_loss
 from hypbias.models.base import Classifier
-from hypbias.models.registry import create
+from hypbias.models.registry import create, factory_parameters
 from hypbias.train import checkpoint, distributed
 from hypbias.train.config import config_error, section
 from hypbias.train.ema import ModelEMA
@@ -80,12 +79,9 @@ def build_bundle(config: dict[str, Any]) -> DatasetBundle:
 
 def build_model(model_cfg: dict[str, Any], bundle: DatasetBundle) -> Classifier:
     """Create the configured model, passing the input size to factories that take it."""
-    from hypbias.models import registry
-
     options = dict(model_cfg)
     name = options.pop("name")
-    factory = registry._REGISTRY.get(name)
-    params = set(inspect.signature(factory).parameters) if factory else set()
+    params = factory_parameters(name)
     shape = bundle.input_shape
     if "in_features" in params and "in_features" not in options:
         options["in_features"] = int(np.prod(shape))
