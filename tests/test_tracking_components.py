@@ -85,3 +85,19 @@ def test_bad_nc_sections(override, message, tmp_path):
     config = load_config(None, [*OVERRIDES, override])
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
         run_experiment(config, tmp_path, progress=False, report=False)
+
+
+def test_final_class_statistics_are_saved_and_give_the_same_collapse(nc_run):
+    from hypbias.metrics import ClassStatistics, neural_collapse
+
+    with np.load(nc_run.file("nc.npz")) as data:
+        saved = {k: data[k] for k in data.files}
+    assert int(saved["epoch"]) == 2
+    stats = ClassStatistics(*saved["sums"].shape)
+    stats.load_state_dict({k: torch.from_numpy(saved[k]) for k in ("counts", "sums", "second_moment")})
+    space = load_spaces(nc_run).hypernyms["S4"]
+    again = neural_collapse(stats, torch.from_numpy(saved["weight"]), torch.from_numpy(saved["bias"]), space)
+    m = nc_run.metrics
+    last = m[(m.epoch == 2) & (m.split == "train") & (m.space == "S4")].set_index("metric").value
+    for key, value in again.items():
+        assert value == pytest.approx(last[key], rel=1e-9)

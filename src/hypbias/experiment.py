@@ -104,6 +104,9 @@ def run_experiment(config: dict[str, Any], out: str | Path, *, progress: bool = 
     run.write_npz("confusion.npz", {s: result.tracker.confusion(s) for s in result.tracker.splits})
     run.write_table("log", pd.DataFrame(result.log))
     run.write_torch("model.pt", result.model.state_dict())
+    for comp in result.tracker.components:
+        if arrays := comp.artifacts():
+            run.write_npz(f"{comp.name}.npz", arrays)
     analyse_run(run, config, spaces, result.tracker.rows)
     run.write_json("timing.json", {"train_seconds": result.seconds,
                                    "total_seconds_before_report": time.perf_counter() - start,

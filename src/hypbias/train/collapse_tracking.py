@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from hypbias.analysis.label_spaces import SpaceSet
@@ -42,6 +43,7 @@ class CollapseTracker(TrackerComponent):
         self.spaces = spaces
         self.num_classes = num_classes
         self.stats: ClassStatistics | None = None
+        self.final: dict[str, np.ndarray] = {}
         self.head: torch.nn.Linear | None = None
         self.nc4: NearestMeanMismatch | None = None
 
@@ -84,9 +86,18 @@ class CollapseTracker(TrackerComponent):
                 values["nc4"] = mismatch[name]
             rows.extend({"epoch": epoch, "split": self.split, "space": name, "metric": metric,
                          "value": float(value), "layer": ""} for metric, value in values.items())
+        self.final = {"epoch": np.array(epoch), "weight": weight.cpu().numpy(),
+                      "bias": bias.cpu().numpy(),
+                      **{k: v.numpy() for k, v in self.stats.state_dict().items()}}
         self.stats.reset()
         self.nc4 = None
         return rows
+
+    def artifacts(self) -> dict[str, np.ndarray]:
+        """The class statistics and classifier of the last measured epoch, from which NC follows in
+        any label space: ``counts`` (C,), ``sums`` (C, D), ``second_moment`` (D, D), ``weight``,
+        ``bias``, ``epoch``."""
+        return self.final
 
 
 def collapse_spaces(selection: Any, spaces: SpaceSet) -> dict[str, LabelSpace | None]:

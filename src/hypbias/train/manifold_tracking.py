@@ -37,6 +37,9 @@ class ManifoldInputs:
     spaces: dict[str, LabelSpace | None]
     settings: ManifoldSettings
     split: str
+    indices: dict[str, np.ndarray]
+    """Sample indices into their splits: ``query`` and ``support`` (``split``), ``probe_train`` and
+    ``probe_test`` (val)."""
 
 
 def _labelled(split: Any, idx: np.ndarray) -> Labelled:
@@ -58,15 +61,17 @@ def manifold_inputs(config: dict[str, Any], bundle: DatasetBundle, spaces: Space
         qs = sample_query_support(split_labels(split), k=mf["k"], seed=seed,
                                   num_classes=bundle.num_classes, allow_fewer=True)
         probe_train = probe_test = None
+        indices = {"query": qs.query, "support": qs.support}
         if mf["probes"]:
             train_idx, test_idx = probe_split(split_labels(bundle.val), k=mf["probe_k"], seed=seed,
                                               num_classes=bundle.num_classes, allow_fewer=True)
             probe_train, probe_test = _labelled(bundle.val, train_idx), _labelled(bundle.val, test_idx)
+            indices.update(probe_train=train_idx, probe_test=test_idx)
     except ValueError as err:
         raise config_error(config, "manifold", str(err)) from None
     return ManifoldInputs(_labelled(split, qs.query), _labelled(split, qs.support), probe_train,
                           probe_test, bundle.hierarchy.graph_distance_matrix(),
-                          {"H": None, **spaces.hypernyms}, settings, mf["split"])
+                          {"H": None, **spaces.hypernyms}, settings, mf["split"], indices)
 
 
 def resolve_layers(config: dict[str, Any], model: torch.nn.Module) -> list[str]:
@@ -99,6 +104,10 @@ class ManifoldTracker(TrackerComponent):
 
     def active(self, epoch: int) -> bool:
         return epoch in self.epochs
+
+    def artifacts(self) -> dict[str, np.ndarray]:
+        """The indices of the sampled examples (the same at every epoch and in ``hypbias analyze``)."""
+        return self.inputs.indices
 
     def end_epoch(self, epoch: int, model: torch.nn.Module | None) -> list[MetricRow]:
         if model is None:

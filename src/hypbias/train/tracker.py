@@ -78,6 +78,10 @@ class TrackerComponent:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
+    def artifacts(self) -> dict[str, np.ndarray]:
+        """Arrays worth keeping with the run (written to ``<name>.npz``); empty for none."""
+        return {}
+
 
 class Tracker:
     """Records the fine confusion matrix of each split at every epoch, plus component metrics.
