@@ -101,3 +101,11 @@ def test_final_class_statistics_are_saved_and_give_the_same_collapse(nc_run):
     last = m[(m.epoch == 2) & (m.split == "train") & (m.space == "S4")].set_index("metric").value
     for key, value in again.items():
         assert value == pytest.approx(last[key], rel=1e-9)
+
+
+def test_random_draw_means_are_written(nc_run):
+    m = nc_run.metrics
+    nc1 = m[(m.metric == "nc1") & (m.split == "train")]
+    draws = nc1[nc1.space.str.startswith("R4#")].groupby("epoch").value.mean()
+    mean = nc1[nc1.space == "R4"].set_index("epoch").value
+    np.testing.assert_allclose(mean.sort_index(), draws.sort_index())

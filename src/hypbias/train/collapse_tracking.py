@@ -86,6 +86,7 @@ class CollapseTracker(TrackerComponent):
                 values["nc4"] = mismatch[name]
             rows.extend({"epoch": epoch, "split": self.split, "space": name, "metric": metric,
                          "value": float(value), "layer": ""} for metric, value in values.items())
+        rows.extend(_draw_means(rows))
         self.final = {"epoch": np.array(epoch), "weight": weight.cpu().numpy(),
                       "bias": bias.cpu().numpy(),
                       **{k: v.numpy() for k, v in self.stats.state_dict().items()}}
@@ -98,6 +99,17 @@ class CollapseTracker(TrackerComponent):
         any label space: ``counts`` (C,), ``sums`` (C, D), ``second_moment`` (D, D), ``weight``,
         ``bias``, ``epoch``."""
         return self.final
+
+
+def _draw_means(rows: list[MetricRow]) -> list[MetricRow]:
+    """``R<n>`` rows: the mean over the draws ``R<n>#k`` of every metric (as for accuracy)."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        if "#" in row["space"]:
+            groups.setdefault((row["space"].split("#")[0], row["metric"]), []).append(row["value"])
+    first = rows[0] if rows else {}
+    return [{**first, "space": space, "metric": metric, "value": float(np.mean(values))}
+            for (space, metric), values in groups.items()]
 
 
 def collapse_spaces(selection: Any, spaces: SpaceSet) -> dict[str, LabelSpace | None]:
