@@ -85,3 +85,14 @@ def test_bad_measured_epochs():
     config = load_config(None, ["train.epochs=5", "manifold.every=[0, -1]"])
     with pytest.raises(ConfigError, match=r"'manifold.every' must be an int >= 0 or a list of epochs"):
         measured_epochs(config)
+
+
+def test_umap_and_layer_settings_are_recorded(tracked):
+    import json
+
+    env = json.loads(tracked.file("environment.json").read_text())
+    recorded = env["components"]["manifold"]
+    assert recorded["layers"] == ["body.act1", "body.act2", "head"]
+    assert recorded["seed"] == 0
+    assert recorded["umap_n_jobs"] == 1
+    assert recorded["space"] == "raw"

@@ -96,8 +96,11 @@ def run_experiment(config: dict[str, Any], out: str | Path, *, progress: bool = 
                    checkpoint_dir=run.checkpoints, resume=resume, spaces=spaces.hypernyms)
     if distributed.rank() != 0:
         return run
-    run.write_json("environment.json", {**environment(str(next(result.model.parameters()).device)),
-                                        "world_size": distributed.world_size()})
+    run.write_json("environment.json", {
+        **environment(str(next(result.model.parameters()).device)),
+        "world_size": distributed.world_size(),
+        "components": {c.name: c.settings() for c in result.tracker.components if c.settings()},
+    })
     write_hierarchy(bundle.hierarchy, run.file("hierarchy.json"))
     run.write_npz("spaces.npz", spaces.to_arrays())
     run.write_json("spaces.json", spaces.layout())

@@ -105,6 +105,18 @@ class ManifoldTracker(TrackerComponent):
     def active(self, epoch: int) -> bool:
         return epoch in self.epochs
 
+    def settings(self) -> dict[str, Any]:
+        """Layers, UMAP settings and versions: umap-learn runs single-threaded (``n_jobs=1``) with the
+        config's seed, the only way its embeddings are reproducible."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            umap_version: str | None = version("umap-learn")
+        except PackageNotFoundError:
+            umap_version = None
+        return {"layers": self.layers, **self.inputs.settings.as_dict(), "umap_n_jobs": 1,
+                "umap_learn": umap_version, "torch_threads": torch.get_num_threads()}
+
     def artifacts(self) -> dict[str, np.ndarray]:
         """The indices of the sampled examples (the same at every epoch and in ``hypbias analyze``)."""
         return self.inputs.indices

@@ -82,6 +82,10 @@ class TrackerComponent:
         """Arrays worth keeping with the run (written to ``<name>.npz``); empty for none."""
         return {}
 
+    def settings(self) -> dict[str, Any]:
+        """What determines the component's numbers beyond the config (recorded in environment.json)."""
+        return {}
+
 
 class Tracker:
     """Records the fine confusion matrix of each split at every epoch, plus component metrics.
