@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 OUT ?= runs/default
 CONFIG ?=
 
-.PHONY: run test install install-dev lint wordnet bench clean
+.PHONY: run test install install-dev lint wordnet bench compare-losses clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ wordnet:
 test: install-dev wordnet
 	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
+
+## CE vs hierarchical cross-entropy vs soft labels on the embedded default, side by side.
+compare-losses: install
+	for l in ce hxe soft; do $(BIN)/hypbias run losses/$$l --out runs/losses/$$l --overwrite --no-report || exit 1; done
+	$(BIN)/hypbias compare runs/losses/ce runs/losses/hxe runs/losses/soft --out runs/losses/compare
 
 lint: install-dev
 	$(BIN)/ruff check .
