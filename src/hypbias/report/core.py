@@ -50,16 +50,16 @@ def hypernym_bias(ctx: RunContext) -> Section | None:
     )
     sec.tables.append(_tau_table(ctx))
     sec.figures = [
-        ("relative_accuracy", F.plot_relative_accuracy(m, spaces, split),
+        ("relative_accuracy", F.plot_relative_accuracy(m, split),
          "Relative accuracy A(X, t) / max A(X) per epoch (paper Fig. 1a, Eq. 8)."),
-        ("relative_gain", F.plot_relative_gain(m, spaces, split),
+        ("relative_gain", F.plot_relative_gain(m, split),
          "Relative accuracy gain over chance with set imbalance (paper Fig. 3, Eq. 9)."),
         ("convergence", F.plot_convergence(ctx.run.summary, spaces, ctx.run.hierarchy.num_classes, split),
          f"Epoch of {100 * q:.0f}% convergence against the number of superclasses (paper Fig. 4)."),
         ("theoretical_accuracy", F.plot_theoretical_accuracy(m, spaces, split),
          "Measured accuracy of random label spaces against Eq. 22, P_R = P_H + (1 − P_H) Σ P_r² "
          "(paper Fig. 7)."),
-        ("residual_error", F.plot_residual_error(m, spaces, split),
+        ("residual_error", F.plot_residual_error(m, split),
          "Residual relative error E_R + 1 on a log scale (paper Fig. 9, Eq. 35)."),
     ]
     return sec

@@ -7,6 +7,7 @@ says how many draws.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import matplotlib
@@ -28,36 +29,68 @@ def space_colors(names: Sequence[str]) -> dict[str, tuple[float, ...]]:
     return {name: cmap(i % 10) for i, name in enumerate(names)}
 
 
-def _wide(metrics: pd.DataFrame, metric: str, split: str) -> pd.DataFrame:
-    sel = metrics[(metrics.metric == metric) & (metrics.split == split) & (metrics.layer == "")]
-    return sel.pivot(index="epoch", columns="space", values="value").sort_index()
+_RANDOM = re.compile(r"^R(\d+|\[.*\])$")
 
 
-def plot_space_curves(ax: plt.Axes, metrics: pd.DataFrame, metric: str, split: str,
-                      spaces: SpaceSet, fine: bool = True) -> None:
-    """H (black), each S<n> (solid) and its random draws (dashed mean, ±1 sd band) on one axis."""
-    wide = _wide(metrics, metric, split)
+def is_random_space(name: str) -> bool:
+    """Whether a space name is a random draw (``R4#3``) or the mean over draws (``R4``)."""
+    return "#" in name or bool(_RANDOM.match(name))
+
+
+def _hypernym_of(random_name: str) -> str:
+    """``R4`` -> ``S4``, ``R[x]`` -> ``x``: the inverse of ``SpaceSet.random_name``."""
+    return random_name[2:-1] if random_name.startswith("R[") else "S" + random_name[1:]
+
+
+def space_order(names: Sequence[str]) -> list[str]:
+    """Hypernym spaces in table order, then H (random spaces left out)."""
+    hyper = [n for n in dict.fromkeys(names) if n != "H" and not is_random_space(n)]
+    return hyper + ["H"] * ("H" in names)
+
+
+def metric_rows(metrics: pd.DataFrame, metric: str, split: str) -> pd.DataFrame:
+    """Rows of one non-layer ``metric`` in ``split``."""
+    return metrics[(metrics.metric == metric) & (metrics.split == split) & (metrics.layer == "")]
+
+
+def plot_space_curves(ax: plt.Axes, rows: pd.DataFrame) -> None:
+    """One line per space of ``rows`` (one metric); random draws folded into mean ± sd per family.
+
+    Works from space names alone: ``H`` in black, each hypernym space in its color, and the draws
+    ``R<n>#k`` of ``S<n>`` as a dashed mean with a ±1 sd band in the same color.
+    """
+    wide = rows.pivot_table(index="epoch", columns="space", values="value", aggfunc="mean")
+    wide = wide.sort_index()
     epochs = wide.index.to_numpy()
-    colors = space_colors(list(spaces.hypernyms))
-    if fine and "H" in wide:
-        ax.plot(epochs, wide["H"], color=FINE_COLOR, lw=2, label="H (fine classes)")
-    for name, space in spaces.hypernyms.items():
-        ax.plot(epochs, wide[name], color=colors[name], lw=2, label=f"{name} ({space.num_groups} hypernyms)")
-        draws = [r for r, _ in spaces.randoms.get(name, [])]
-        if draws:
-            values = wide[draws].to_numpy()
-            mean, sd = values.mean(axis=1), values.std(axis=1, ddof=1) if len(draws) > 1 else 0 * values[:, 0]
-            ax.plot(epochs, mean, color=colors[name], lw=1.5, ls="--",
-                    label=f"{spaces.random_name(name)} (random, mean ± sd of {len(draws)})")
-            ax.fill_between(epochs, mean - sd, mean + sd, color=colors[name], alpha=0.15, lw=0)
+    spaces = space_order([s for s in dict.fromkeys(rows.space) if s in wide])
+    colors = space_colors([s for s in spaces if s != "H"])
+    for name in spaces:
+        color = FINE_COLOR if name == "H" else colors[name]
+        ax.plot(epochs, wide[name], color=color, lw=2, marker="o", ms=3, label=name)
+    families: dict[str, list[str]] = {}
+    for name in dict.fromkeys(rows.space):
+        if name in wide and is_random_space(name):
+            families.setdefault(name.split("#")[0], []).append(name)
+    for family, names in families.items():
+        color = colors.get(_hypernym_of(family), "tab:gray")
+        draws = [n for n in names if "#" in n]
+        if not draws:  # only the mean row R<n>
+            ax.plot(epochs, wide[family], color=color, lw=1.5, ls="--", label=f"{family} (random)")
+            continue
+        values = wide[draws].to_numpy()
+        mean = np.nanmean(values, axis=1)
+        sd = np.nanstd(values, axis=1, ddof=1) if len(draws) > 1 else np.zeros_like(mean)
+        ax.plot(epochs, mean, color=color, lw=1.5, ls="--",
+                label=f"{family} (random, mean ± sd of {len(draws)})")
+        ax.fill_between(epochs, mean - sd, mean + sd, color=color, alpha=0.15, lw=0)
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)
 
 
-def _single(metrics: pd.DataFrame, metric: str, split: str, spaces: SpaceSet, ylabel: str,
-            title: str, ylim: tuple[float, float] | None = None, yscale: str = "linear") -> Figure:
+def _single(metrics: pd.DataFrame, metric: str, split: str, ylabel: str, title: str,
+            ylim: tuple[float, float] | None = None, yscale: str = "linear") -> Figure:
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
-    plot_space_curves(ax, metrics, metric, split, spaces)
+    plot_space_curves(ax, metric_rows(metrics, metric, split))
     ax.set_ylabel(ylabel)
     ax.set_yscale(yscale)
     if ylim:
@@ -67,25 +100,24 @@ def _single(metrics: pd.DataFrame, metric: str, split: str, spaces: SpaceSet, yl
     return fig
 
 
-def plot_relative_accuracy(metrics: pd.DataFrame, spaces: SpaceSet, split: str = "val") -> Figure:
+def plot_relative_accuracy(metrics: pd.DataFrame, split: str = "val") -> Figure:
     """Fig. 1a: A_R(X, t) = A(X, t) / max A(X) per epoch (Eq. 8)."""
-    return _single(metrics, "relative_accuracy", split, spaces, "relative accuracy A_R",
+    return _single(metrics, "relative_accuracy", split, "relative accuracy A_R",
                    f"Relative accuracy ({split})", ylim=(0, 1.02))
 
 
-def plot_relative_gain(metrics: pd.DataFrame, spaces: SpaceSet, split: str = "val") -> Figure:
+def plot_relative_gain(metrics: pd.DataFrame, split: str = "val") -> Figure:
     """Fig. 3: G_R(X, t), accuracy gain over chance relative to the best epoch (Eq. 9)."""
-    return _single(metrics, "relative_gain", split, spaces, "relative gain G_R",
+    return _single(metrics, "relative_gain", split, "relative gain G_R",
                    f"Relative accuracy gain ({split})", ylim=(-0.05, 1.02))
 
 
-def plot_residual_error(metrics: pd.DataFrame, spaces: SpaceSet, split: str = "val") -> Figure:
+def plot_residual_error(metrics: pd.DataFrame, split: str = "val") -> Figure:
     """Fig. 9: E_R(X, t) = (100 − A) / (100 − max A) − 1 (Eq. 35), log scale."""
     frame = metrics.copy()
     frame.loc[frame.metric == "residual_relative_error", "value"] += 1.0
-    fig = _single(frame, "residual_relative_error", split, spaces, "residual relative error E_R + 1",
-                  f"Residual relative error ({split})", yscale="log")
-    return fig
+    return _single(frame, "residual_relative_error", split, "residual relative error E_R + 1",
+                   f"Residual relative error ({split})", yscale="log")
 
 
 def plot_convergence(summary: dict, spaces: SpaceSet, num_classes: int, split: str = "val") -> Figure:
@@ -119,8 +151,9 @@ def plot_convergence(summary: dict, spaces: SpaceSet, num_classes: int, split: s
 
 def plot_theoretical_accuracy(metrics: pd.DataFrame, spaces: SpaceSet, split: str = "val") -> Figure:
     """Fig. 7: measured A(R, t) (mean ± sd over draws) against Eq. 22's P_R."""
-    acc = _wide(metrics, "accuracy", split)
-    theo = _wide(metrics, "theoretical_accuracy", split)
+    acc = metric_rows(metrics, "accuracy", split).pivot(index="epoch", columns="space", values="value")
+    theo = metric_rows(metrics, "theoretical_accuracy", split).pivot(index="epoch", columns="space",
+                                                                      values="value")
     colors = space_colors(list(spaces.hypernyms))
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     epochs = acc.index.to_numpy()

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from hypbias._validation import check_float
-from hypbias.report.figures import FINE_COLOR, space_colors
-from hypbias.report.figures_compare import is_random_space
+from hypbias.report.figures import plot_space_curves, space_order
 
 COLLAPSE_PANELS = (("nc1", "NC1: tr(Σ_W Σ_B†) / C", "log"),
                    ("nc3", "NC3: ‖W/‖W‖ − M/‖M‖‖²", "linear"),
@@ -40,47 +37,6 @@ def _rows(metrics: pd.DataFrame, metric: str, split: str | None) -> tuple[pd.Dat
     return sel[sel.split == split], split
 
 
-def _hypernym_of(random_name: str) -> str:
-    """``R4`` -> ``S4``, ``R[x]`` -> ``x``: the inverse of ``SpaceSet.random_name``."""
-    return random_name[2:-1] if random_name.startswith("R[") else "S" + random_name[1:]
-
-
-def _space_order(names: Sequence[str]) -> list[str]:
-    """Hypernym spaces in table order, then H."""
-    hyper = [n for n in dict.fromkeys(names) if n != "H" and not is_random_space(n)]
-    return hyper + ["H"] * ("H" in names)
-
-
-def _plot_spaces(ax: Axes, rows: pd.DataFrame) -> None:
-    """One line per space on ``ax``; random draws folded into mean ± sd per family."""
-    wide = rows.pivot_table(index="epoch", columns="space", values="value", aggfunc="mean")
-    wide = wide.sort_index()
-    epochs = wide.index.to_numpy()
-    spaces = _space_order([s for s in dict.fromkeys(rows.space) if s in wide])
-    colors = space_colors([s for s in spaces if s != "H"])
-    for name in spaces:
-        color = FINE_COLOR if name == "H" else colors[name]
-        ax.plot(epochs, wide[name], color=color, lw=2, marker="o", ms=3, label=name)
-    families: dict[str, list[str]] = {}
-    for name in dict.fromkeys(rows.space):
-        if name in wide and is_random_space(name):
-            families.setdefault(name.split("#")[0], []).append(name)
-    for family, names in families.items():
-        color = colors.get(_hypernym_of(family), "tab:gray")
-        draws = [n for n in names if "#" in n]
-        if not draws:  # only the tracker's mean row R<n>
-            ax.plot(epochs, wide[family], color=color, lw=1.5, ls="--", label=f"{family} (random)")
-            continue
-        values = wide[draws].to_numpy()
-        mean = np.nanmean(values, axis=1)
-        sd = np.nanstd(values, axis=1, ddof=1) if len(draws) > 1 else np.zeros_like(mean)
-        ax.plot(epochs, mean, color=color, lw=1.5, ls="--",
-                label=f"{family} (random, mean ± sd of {len(draws)})")
-        ax.fill_between(epochs, mean - sd, mean + sd, color=color, alpha=0.15, lw=0)
-    ax.set_xlabel("epoch")
-    ax.grid(alpha=0.3)
-
-
 def _panels(metrics: pd.DataFrame, panels: Sequence[tuple[str, str, str]], ncols: int,
             title: str, split: str | None) -> Figure | None:
     selected = [(_rows(metrics, metric, split), label, scale) for metric, label, scale in panels]
@@ -95,7 +51,7 @@ def _panels(metrics: pd.DataFrame, panels: Sequence[tuple[str, str, str]], ncols
         if rows.empty:
             ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
             continue
-        _plot_spaces(ax, rows)
+        plot_space_curves(ax, rows)
         ax.set_yscale(scale)
     next(ax for ax in axes if ax.lines).legend(fontsize=7, loc="best")
     fig.suptitle(f"{title} ({used} split)")
@@ -142,7 +98,7 @@ def collapse_finding(metrics: pd.DataFrame, threshold: float,
     threshold = check_float(threshold, "threshold", "collapse_finding", low=0.0, low_open=True)
     rows, split = _rows(metrics, "nc1", split)
     wide = rows.pivot_table(index="epoch", columns="space", values="value").sort_index()
-    spaces = _space_order([s for s in dict.fromkeys(rows.space) if s in wide])
+    spaces = space_order([s for s in dict.fromkeys(rows.space) if s in wide])
     if not spaces:
         return None
     clauses = []

@@ -9,7 +9,6 @@ spaces appear as the mean over their draws (spaces ``R<n>#<k>`` averaged into ``
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,17 +16,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from hypbias.metrics.hierarchical import SEVERITY
-from hypbias.report.figures import space_colors
+from hypbias.report.figures import is_random_space, space_colors
 
 LINESTYLES = ("-", "--", ":", "-.")
-_RANDOM = re.compile(r"^R(\d+|\[.*\])$")
-
-
-def is_random_space(name: str) -> bool:
-    """Whether a space name is a random draw (``R4#3``) or the mean over draws (``R4``)."""
-    return "#" in name or bool(_RANDOM.match(name))
-
-
 def run_colors(names: Sequence[str]) -> dict[str, tuple[float, ...]]:
     """A stable color per run (the label-space palette, applied to runs)."""
     return space_colors(names)
