@@ -38,3 +38,10 @@ def atomic_write(path: str | Path, write: Callable[[IO[Any]], Any]) -> None:
     """Call ``write(binary_file)`` on a temporary file, then rename it onto ``path``."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         write(fh)
+
+
+def atomic_torch_save(path: str | Path, obj: Any) -> None:
+    """``torch.save(obj)`` to ``path`` atomically (a killed process leaves the old file intact)."""
+    import torch
+
+    atomic_write(path, lambda fh: torch.save(obj, fh))

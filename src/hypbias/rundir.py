@@ -19,7 +19,6 @@ Every file is written atomically (temporary file, then rename).
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import platform
@@ -37,7 +36,7 @@ import yaml
 
 from hypbias.errors import DataError
 from hypbias.hierarchy.tree import Hierarchy
-from hypbias.io import atomic_path, atomic_write, atomic_write_text
+from hypbias.io import atomic_path, atomic_torch_save, atomic_write, atomic_write_text
 
 
 def environment(device: str | None = None) -> dict[str, Any]:
@@ -120,9 +119,7 @@ class RunDir:
             frame.to_parquet(tmp, index=False)
 
     def write_torch(self, name: str, obj: Any) -> None:
-        buffer = io.BytesIO()
-        torch.save(obj, buffer)
-        atomic_write(self.file(name), lambda fh: fh.write(buffer.getvalue()))
+        atomic_torch_save(self.file(name), obj)
 
     # ------------------------------------------------------------------ readers
     def reload(self) -> None:

@@ -8,7 +8,6 @@ continue from the saved states.
 
 from __future__ import annotations
 
-import io
 import random
 import re
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from hypbias.errors import DataError
-from hypbias.io import atomic_write
+from hypbias.io import atomic_torch_save
 from hypbias.train.ema import ModelEMA
 from hypbias.train.tracker import Tracker
 
@@ -57,9 +56,7 @@ class TrainingState:
             "log": log,
             "elapsed": elapsed,
         }
-        buffer = io.BytesIO()
-        torch.save(payload, buffer)
-        atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+        atomic_torch_save(path, payload)
 
     def load(self, path: Path) -> tuple[list[dict[str, float]], float]:
         """Restore everything from ``path``; returns the epoch log and the elapsed seconds."""
