@@ -42,3 +42,16 @@ def test_bad_parameters():
         make_synthetic(level_scale=[1.0, 2.0])
     with pytest.raises(ValueError, match="The 'data.name' setting must be one of .*synthetic"):
         create_dataset("imagenet-typo")
+
+
+def test_tensor_split_keeps_one_copy_per_device():
+    from hypbias.data import TensorSplit
+
+    split = TensorSplit(torch.arange(6.0).view(3, 2), torch.tensor([0, 1, 0]))
+    x, y = split.on(torch.device("cpu"))
+    assert x is split.x
+    assert y is split.y
+    meta = torch.device("meta")
+    first = split.on(meta)
+    assert first[0].device == meta
+    assert split.on(meta)[0] is first[0]

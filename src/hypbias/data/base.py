@@ -30,6 +30,7 @@ class TensorSplit(Dataset):
             raise ValueError(f"TensorSplit: {len(x)} inputs but {len(y)} labels")
         self.x = x
         self.y = y.long()
+        self._copies: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
         return len(self.y)
@@ -39,6 +40,15 @@ class TensorSplit(Dataset):
 
     def labels(self) -> np.ndarray:
         return self.y.numpy()
+
+    def on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` on ``device``, copied once and kept: the data stay resident between epochs."""
+        if self.x.device == device:
+            return self.x, self.y
+        key = str(device)
+        if key not in self._copies:
+            self._copies[key] = (self.x.to(device), self.y.to(device))
+        return self._copies[key]
 
 
 def data_folder(root: str | Path | None, dataset: str, expected: str, *, must_exist: bool = True) -> Path:

@@ -133,7 +133,7 @@ def batches(split: Dataset, batch_size: int, *, device: torch.device,
     any other dataset goes through a ``DataLoader`` over the subset.
     """
     if isinstance(split, TensorSplit):
-        x, y = _resident(split, device)
+        x, y = split.on(device)
         n = len(y) if indices is None else len(indices)
         idx = None if indices is None else indices.to(device)
         for start in range(0, n, batch_size):
@@ -148,20 +148,6 @@ def batches(split: Dataset, batch_size: int, *, device: torch.device,
                         pin_memory=device.type == "cuda", persistent_workers=False)
     for x, y in loader:
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-
-
-_RESIDENT: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def _resident(split: TensorSplit, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    if split.x.device == device:
-        return split.x, split.y
-    key = (id(split), str(device))
-    if key not in _RESIDENT:
-        if len(_RESIDENT) >= 4:
-            _RESIDENT.clear()
-        _RESIDENT[key] = (split.x.to(device), split.y.to(device))
-    return _RESIDENT[key]
 
 
 @torch.no_grad()
