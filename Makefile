@@ -6,14 +6,21 @@ BIN := $(VENV)/bin
 OUT ?= runs/default
 CONFIG ?=
 
-.PHONY: run test install install-dev lint wordnet bench compare-losses clean
+.PHONY: run test install install-dev lint wordnet bench compare-losses clean FORCE
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+# torch is installed first, from TORCH_SPEC; the file records the spec, so that a different
+# `make run TORCH_SPEC=...` reinstalls torch (and only then).
+$(VENV)/.torch-spec: $(BIN)/python FORCE
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(TORCH_SPEC)' ]; then \
+		echo '$(BIN)/pip install "$(TORCH_SPEC)"'; \
+		$(BIN)/pip install --quiet "$(TORCH_SPEC)" && echo '$(TORCH_SPEC)' > $@; \
+	fi
+
+$(VENV)/.installed: $(VENV)/.torch-spec pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
@@ -60,3 +67,5 @@ bench: install-dev
 
 clean:
 	rm -rf $(VENV) runs build dist src/*.egg-info
+
+FORCE:

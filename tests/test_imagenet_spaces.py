@@ -11,6 +11,7 @@ import pytest
 from hypbias import Hierarchy, LabelSpace
 from hypbias.errors import DataError, HierarchyError
 from hypbias.hierarchy import (
+    IMAGENET_CLASS_INDEX,
     imagenet_group_sizes,
     imagenet_label_space,
     load_class_index,
@@ -19,19 +20,19 @@ from hypbias.hierarchy import (
 )
 
 DEBIAN = Path("/usr/share/wordnet/data.noun")
-CLASS_INDEX = Path(__file__).resolve().parents[2] / "shared/data/imagenet/imagenet_class_index.json"
+CLASS_INDEX = IMAGENET_CLASS_INDEX
 needs_wordnet = pytest.mark.skipif(
-    not DEBIAN.is_file() or not CLASS_INDEX.is_file(),
+    not DEBIAN.is_file(),
     reason="needs Debian's WordNet 3.0 (/usr/share/wordnet/data.noun: apt-get install "
-           "wordnet-base) and ../shared/data/imagenet/imagenet_class_index.json",
+           "wordnet-base)",
 )
 ANIMAL, ARTIFACT = "n00015388", "n00021939"
 
 
 @pytest.fixture(scope="module")
 def imagenet() -> Hierarchy:
-    if not DEBIAN.is_file() or not CLASS_INDEX.is_file():
-        pytest.skip("needs Debian's WordNet 3.0 and the ImageNet class index")
+    if not DEBIAN.is_file():
+        pytest.skip("needs Debian's WordNet 3.0")
     return wordnet([wnid for wnid, _ in load_class_index(CLASS_INDEX)], source=DEBIAN)
 
 

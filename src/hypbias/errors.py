@@ -23,9 +23,16 @@ class MissingDependencyError(HypbiasError, ImportError):
     """An optional dependency is not installed; the message gives the pip command."""
 
 
-def missing_dependency(package: str, extra: str, purpose: str) -> MissingDependencyError:
-    """Build the error for an absent optional package, with the command that installs it."""
+def missing_dependency(package: str, extra: str | None, purpose: str,
+                       hint: str | None = None) -> MissingDependencyError:
+    """Build the error for an absent package, with the command that installs it.
+
+    ``extra`` names the hypbias extra that brings the package; None for a core dependency (a
+    ``--no-deps`` install) or a package installed by other means, described by ``hint``.
+    """
+    how = hint or (f"pip install 'hypbias[{extra}]'  (or: pip install {package})" if extra
+                   else f"pip install {package}")
+    kind = "optional package" if extra or hint else "package"
     return MissingDependencyError(
-        f"{purpose} needs the optional package '{package}', which is not installed. "
-        f"Install it with: pip install 'hypbias[{extra}]'  (or: pip install {package})"
+        f"{purpose} needs the {kind} '{package}', which is not installed. Install it with: {how}"
     )

@@ -5,7 +5,7 @@ which the data is uniform, so Euclidean distances there compare classes fairly; 
 space mutual and self covers do not separate (Fig. 2a vs 2b). ``space="raw"`` keeps the raw features
 to reproduce Fig. 2a.
 
-Backends: umap-learn (the ``umap`` extra), or cuML's UMAP when it is installed and the features are
+Backends: umap-learn (a dependency of hypbias), or cuML's UMAP when it is installed and the features are
 a CUDA tensor. Both are imported only when an embedding is computed. umap-learn is reproducible only
 single-threaded, so it always runs with ``n_jobs=1`` and ``random_state=seed``; the settings used are
 recorded in :attr:`FeatureEmbedder.settings_`.
@@ -146,7 +146,7 @@ def _umap_learn_embed(features: Any, params: dict[str, Any],
     try:
         import umap
     except ImportError:
-        raise missing_dependency("umap-learn", "umap", "The UMAP embedding of layer features") from None
+        raise missing_dependency("umap-learn", None, "The UMAP embedding of layer features") from None
     if knn is not None:
         params = {**params, "precomputed_knn": (*knn, None)}
     model = umap.UMAP(n_jobs=1, transform_seed=params["random_state"], **params)
@@ -168,7 +168,8 @@ def _cuml_embed(features: Any, params: dict[str, Any]) -> tuple[np.ndarray, str]
         import cuml
         from cuml.manifold import UMAP
     except ImportError:
-        raise missing_dependency("cuml", "umap", "The cuML UMAP backend") from None
+        raise missing_dependency("cuml", None, "The cuML UMAP backend",
+                                 hint="RAPIDS cuML, see https://docs.rapids.ai/install") from None
     data = features.detach().float().contiguous() if isinstance(features, torch.Tensor) else (
         _as_numpy(features))
     args = {k: v for k, v in params.items() if v is not None}

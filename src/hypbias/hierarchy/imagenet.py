@@ -71,6 +71,10 @@ TOP_LEVEL = {
 LEVEL_CUT_DEPTH = 6
 """Depth of the tree view cut by ``imagenet_level6``."""
 
+IMAGENET_CLASS_INDEX = Path(__file__).resolve().parent / "data" / "imagenet_class_index.json"
+"""The public ILSVRC-2012 class index shipped with hypbias: ``{"<index>": ["<wnid>", "<name>"]}``
+for the 1000 classes in their canonical order (read it with :func:`load_class_index`)."""
+
 
 @dataclass(frozen=True)
 class Group:
@@ -193,8 +197,10 @@ def imagenet_label_space(hierarchy: Hierarchy, name: str) -> LabelSpace:
     return LabelSpace(renumber[t], names=[groups[g].name for g in used])
 
 
-def load_class_index(path: str | Path) -> list[tuple[str, str]]:
+def load_class_index(path: str | Path = IMAGENET_CLASS_INDEX) -> list[tuple[str, str]]:
     """Read an ImageNet class index, ``{"<index>": ["<wnid>", "<name>"], ...}``.
+
+    By default the ImageNet-1k index shipped with hypbias (:data:`IMAGENET_CLASS_INDEX`).
 
     Returns ``[(wnid, name), ...]`` in index order. A file that is not such a mapping, or whose
     indices are not exactly ``0 .. n-1``, raises :class:`DataError` naming the file.
