@@ -12,6 +12,7 @@ import pytest
 from hypbias import Hierarchy
 from hypbias.data import synthetic_hierarchy
 from hypbias.errors import HierarchyError
+from hypbias.hierarchy import read_hierarchy
 
 
 def bfs_distance(h: Hierarchy, a: str, b: str, view: str = "graph") -> int:
@@ -53,10 +54,10 @@ def test_constructors_agree(small_tree, tmp_path):
     by_edges = Hierarchy.from_edges(edges, small_tree.classes)
     path = tmp_path / "h.yaml"
     path.write_text("a:\n  a1: [x, y, z]\n  a2: [w]\nb: [u, v]\n")
-    from_file = Hierarchy.from_file(str(path))
+    from_file = read_hierarchy(str(path))
     jpath = tmp_path / "h.json"
     jpath.write_text(json.dumps(small_tree.to_dict()))
-    for other in (by_edges, from_file, Hierarchy.from_file(str(jpath)),
+    for other in (by_edges, from_file, read_hierarchy(str(jpath)),
                   Hierarchy.from_dict(small_tree.to_dict())):
         assert other.classes == small_tree.classes
         np.testing.assert_array_equal(other.lca_height_matrix(), small_tree.lca_height_matrix())
@@ -172,13 +173,13 @@ def test_file_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("a: [x, y\n")
     with pytest.raises(HierarchyError, match=f"{bad}: cannot parse"):
-        Hierarchy.from_file(str(bad))
+        read_hierarchy(str(bad))
     cyc = tmp_path / "cyc.json"
     cyc.write_text(json.dumps({"classes": ["x"], "parents": {"x": "a", "a": "b", "b": "a"}}))
     with pytest.raises(HierarchyError, match=f"{cyc}: "):
-        Hierarchy.from_file(str(cyc))
+        read_hierarchy(str(cyc))
     with pytest.raises(HierarchyError, match="no such hierarchy file"):
-        Hierarchy.from_file(str(tmp_path / "missing.json"))
+        read_hierarchy(str(tmp_path / "missing.json"))
 
 
 def test_cuts_skip_graph_nodes_without_tree_leaves():

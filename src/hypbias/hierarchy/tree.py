@@ -40,8 +40,8 @@ class Hierarchy:
     source : str
         Where the hierarchy came from (a file path), named in error messages.
 
-    Use the constructors :meth:`from_parents`, :meth:`from_edges`, :meth:`from_nested` and
-    :meth:`from_file` rather than this initialiser.
+    Use the constructors :meth:`from_parents`, :meth:`from_edges`, :meth:`from_nested` or
+    :func:`hypbias.hierarchy.read_hierarchy` (files) rather than this initialiser.
     """
 
     def __init__(self, parents: Mapping[str, Sequence[str]], classes: Sequence[str],
@@ -210,13 +210,6 @@ class Hierarchy:
                 else:
                     add(item, None, None)
         return cls.from_parents(parents, leaves if classes is None else classes, source=source)
-
-    @classmethod
-    def from_file(cls, path: str, classes: Sequence[str] | None = None) -> Hierarchy:
-        """Read a hierarchy file; the format follows the extension (see :mod:`hypbias.hierarchy.files`)."""
-        from hypbias.hierarchy.files import read_hierarchy
-
-        return read_hierarchy(path, classes=classes)
 
     # ------------------------------------------------------------------ export
     def to_dict(self) -> dict[str, Any]:
