@@ -4,11 +4,17 @@
 Traceback (most recent call last):
 ...
 ValueError: The 'k' parameter of covers must be an int >= 1. Got -3 instead.
+
+Label checks accept NumPy arrays, sequences and torch tensors alike without importing torch (a
+tensor can only exist once torch is loaded). Reading values costs one reduction per check: for a
+tensor on a GPU, :func:`check_label_values` synchronises once (one ``aminmax``); metadata checks
+(:func:`integer_array`) never do.
 """
 
 from __future__ import annotations
 
 import numbers
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -46,7 +52,10 @@ def check_float(value: Any, name: str, owner: str, *, low: float | None = None,
         ok = value <= high
     if ok:
         return float(value)
-    bound = f" > {low}" if (low_open and low is not None and high is None) else _bounds(low, high)
+    if low_open and low is not None:
+        bound = f" > {low}" if high is None else f" in ({low}, {high}]"
+    else:
+        bound = _bounds(low, high)
     raise ValueError(
         f"The '{name}' parameter of {owner} must be a finite float{bound}. Got {value!r} instead."
     )
@@ -63,17 +72,117 @@ def check_choice(value: Any, name: str, owner: str, choices: Iterable[Any]) -> A
     )
 
 
-def check_labels(labels: Any, name: str, owner: str, num_classes: int) -> np.ndarray:
-    """Return integer labels of shape (n,) with values in [0, num_classes)."""
-    arr = np.asarray(labels)
-    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+# ---------------------------------------------------------------------------- arrays of labels
+def is_tensor(value: Any) -> bool:
+    """Whether ``value`` is a torch tensor (without importing torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _is_integer(arr: Any) -> bool:
+    if is_tensor(arr):
+        return not (arr.is_floating_point() or arr.is_complex()
+                    or arr.dtype == sys.modules["torch"].bool)
+    return np.issubdtype(arr.dtype, np.integer)
+
+
+def _shape(arr: Any) -> tuple[int, ...]:
+    return tuple(arr.shape)
+
+
+def _size(arr: Any) -> int:
+    return arr.numel() if is_tensor(arr) else arr.size
+
+
+def integer_array(labels: Any, name: str, owner: str, *, ndim: int | None = 1,
+                  length: int | None = None, allow_empty: bool = False) -> Any:
+    """``labels`` as an integer array (a tensor stays a tensor), from its metadata only.
+
+    Refuses bool, float and complex dtypes (never truncates), a number of dimensions other than
+    ``ndim`` (None: any), a length other than ``length`` along the first axis, and, unless
+    ``allow_empty``, no element at all. An empty NumPy array of any dtype counts as integer (``[]``
+    is float64 to NumPy). Reads no value, so it never synchronises with a GPU.
+    """
+    arr = labels if is_tensor(labels) else np.asarray(labels)
+    empty_list = not is_tensor(arr) and arr.size == 0
+    if (ndim is not None and arr.ndim != ndim) or not (empty_list or _is_integer(arr)):
+        kind = f"a {ndim}-d integer array" if ndim is not None else "an integer array"
         raise ValueError(
-            f"The '{name}' parameter of {owner} must be a 1-d integer array. "
-            f"Got shape {arr.shape} and dtype {arr.dtype} instead."
+            f"The '{name}' parameter of {owner} must be {kind}. "
+            f"Got shape {_shape(arr)} and dtype {arr.dtype} instead."
         )
-    if arr.size and (arr.min() < 0 or arr.max() >= num_classes):
+    if length is not None and arr.shape[0] != length:
         raise ValueError(
-            f"The '{name}' parameter of {owner} must hold values in [0, {num_classes}). "
-            f"Got values in [{arr.min()}, {arr.max()}] instead."
+            f"The '{name}' parameter of {owner} must have length {length}. "
+            f"Got {arr.shape[0]} instead."
         )
+    if not allow_empty and _size(arr) == 0:
+        raise ValueError(
+            f"The '{name}' parameter of {owner} must not be empty. Got shape {_shape(arr)} instead."
+        )
+    return arr
+
+
+def range_error(name: str, owner: str, low: int, high: int | None, got: tuple[Any, Any]) -> ValueError:
+    """The error for values ``got = (min, max)`` outside [low, high) (``high=None``: no upper bound)."""
+    allowed = f"in [{low}, {high})" if high is not None else f">= {low}"
+    return ValueError(
+        f"The '{name}' parameter of {owner} must hold values {allowed}. "
+        f"Got values in [{got[0]}, {got[1]}] instead."
+    )
+
+
+def out_of_range(got: tuple[Any, Any], low: int, high: int | None) -> bool:
+    """Whether the extremes ``got = (min, max)`` leave [low, high)."""
+    return got[0] < low or (high is not None and got[1] >= high)
+
+
+def value_range(arr: Any) -> tuple[Any, Any]:
+    """(min, max) of a non-empty array or tensor, as Python numbers (one host transfer)."""
+    if is_tensor(arr):
+        low, high = arr.aminmax()
+        return tuple(sys.modules["torch"].stack([low, high]).tolist())
+    return arr.min().item(), arr.max().item()
+
+
+def check_label_values(labels: Any, name: str, owner: str, num_classes: int) -> Any:
+    """Integer labels of any shape with values in [0, num_classes); a tensor stays a tensor.
+
+    The check for :meth:`LabelSpace.apply` and other maps of labels: refuses bool and float dtypes
+    and values outside [0, num_classes); accepts empty input. Returns ``labels`` as an array (a
+    sequence becomes a NumPy array, dtype unchanged). Costs one ``aminmax`` (one synchronisation
+    for a GPU tensor).
+    """
+    arr = integer_array(labels, name, owner, ndim=None, allow_empty=True)
+    if _size(arr):
+        got = value_range(arr)
+        if out_of_range(got, 0, num_classes):
+            raise range_error(name, owner, 0, num_classes, got)
+    return arr
+
+
+def check_labels(labels: Any, name: str, owner: str, num_classes: int, *,
+                 length: int | None = None) -> np.ndarray:
+    """Integer labels of shape (n,) with values in [0, num_classes), as a NumPy int64 array.
+
+    ``length``: the n required (None: any, empty included). A tensor is copied to the host.
+    """
+    arr = integer_array(labels, name, owner, length=length, allow_empty=True)
+    if is_tensor(arr):
+        arr = arr.detach().cpu().numpy()
+    if arr.size:
+        got = value_range(arr)
+        if out_of_range(got, 0, num_classes):
+            raise range_error(name, owner, 0, num_classes, got)
     return arr.astype(np.int64, copy=False)
+
+
+def finite_error(name: str, owner: str, values: Any) -> ValueError:
+    """The error for non-finite entries of ``values`` (an array or tensor that has some)."""
+    arr = values.detach().cpu().numpy() if is_tensor(values) else np.asarray(values)
+    bad = ~np.isfinite(arr)
+    first = arr[bad].flat[0]
+    return ValueError(
+        f"The '{name}' parameter of {owner} must be finite. Got {int(bad.sum())} non-finite "
+        f"values (the first: {first}) instead."
+    )

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import shortest_path
 
+from hypbias._validation import check_choice
 from hypbias.errors import HierarchyError
 
 ROOT_NAME = "<root>"
@@ -322,7 +323,30 @@ class Hierarchy:
         return self.node_height(self.lca(i, j))
 
     def lca_height_matrix(self) -> np.ndarray:
-        """h(i, j) for all class pairs, array of shape (C, C) of int64.
+        """h(i, j) for all class pairs, array of shape (C, C) of int64."""
+        return self._node_height[self._lca_matrix()]
+
+    def lca_distance_matrix(self, convention: str = "height") -> np.ndarray:
+        """LCA distances between all class pairs, array of shape (C, C) of int64, 0 on the diagonal.
+
+        Two conventions, equal on trees whose leaves all lie at depth H (DESIGN.md §2):
+
+        * ``"height"``: h(i, j), the height of the LCA above its deepest leaf
+          (:meth:`lca_height_matrix`);
+        * ``"depth"``: H − depth(LCA(i, j)) for i ≠ j, with H the tree height: the distance of the
+          published mistake-severity and hierarchical-distance numbers (the ``ilsvrc_distances``
+          files released with Bertinetto et al. 2020, "Making Better Mistakes", which give 0 for
+          i = j). On a leaf shallower than H it grows with the depth it lacks.
+        """
+        check_choice(convention, "convention", "Hierarchy.lca_distance_matrix", ("height", "depth"))
+        if convention == "height":
+            return self.lca_height_matrix()
+        out = self.height - self._depth[self._lca_matrix()]
+        np.fill_diagonal(out, 0)
+        return out
+
+    def _lca_matrix(self) -> np.ndarray:
+        """Node index of LCA(i, j) in the tree view for all class pairs, shape (C, C).
 
         Vectorised: with A the (C, N) leaf-to-tree-ancestor incidence (self included), the number of
         common ancestors of i and j is depth(LCA) + 1, so one matrix product finds every LCA.
@@ -335,8 +359,7 @@ class Hierarchy:
         keep = cols >= 0
         incidence[rows[keep], cols[keep]] = 1.0
         lca_depth = (incidence @ incidence.T).astype(np.int64) - 1
-        lca_node = paths[np.arange(c)[:, None], lca_depth]
-        return self._node_height[lca_node]
+        return paths[np.arange(c)[:, None], lca_depth]
 
     def graph_distance_matrix(self, view: str = "graph") -> np.ndarray:
         """Shortest undirected path length d_W(i, j) between classes, array of shape (C, C).
