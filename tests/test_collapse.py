@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collapse_reference import reference_collapse
+from hypbias.analysis.findings import collapse_finding
 from hypbias.data.synthetic import synthetic_hierarchy
 from hypbias.labelspace import LabelSpace
 from hypbias.metrics.collapse import (
@@ -28,7 +29,7 @@ from hypbias.metrics.collapse import (
     self_duality,
     superclass_classifier,
 )
-from hypbias.report.figures_collapse import collapse_finding, plot_collapse, plot_equality
+from hypbias.report.figures_collapse import plot_collapse, plot_equality
 
 NC_KEYS = ["nc1", "nc2_equinorm_means", "nc2_equinorm_weights", "nc2_equiangular_means",
            "nc2_equiangular_weights", "nc2_maxangle_means", "nc2_maxangle_weights", "nc3"]

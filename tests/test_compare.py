@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from hypbias.cli import main
-from hypbias.cli.compare import compare_runs
 from hypbias.errors import ConfigError, DataError
+from hypbias.report.compare import compare_runs
 
 EPOCHS = range(5)
 

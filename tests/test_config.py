@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hypbias.errors import ConfigError
-from hypbias.train.config import DEFAULTS, load_config
+from hypbias.train.config import defaults, load_config
 
 
 def test_default_config_is_the_embedded_synthetic_experiment():
@@ -13,7 +13,7 @@ def test_default_config_is_the_embedded_synthetic_experiment():
     assert cfg["data"]["name"] == "synthetic"
     assert cfg["train"]["lr"] == 0.01
     assert cfg["config_file"].endswith("synthetic.yaml")
-    assert set(DEFAULTS) <= set(cfg)
+    assert set(defaults()) <= set(cfg)
 
 
 def test_overrides_are_parsed_as_yaml():

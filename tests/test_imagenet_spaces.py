@@ -10,14 +10,8 @@ import pytest
 
 from hypbias import Hierarchy, LabelSpace
 from hypbias.errors import DataError, HierarchyError
-from hypbias.hierarchy import (
-    IMAGENET_CLASS_INDEX,
-    imagenet_group_sizes,
-    imagenet_label_space,
-    load_class_index,
-    load_wordnet,
-    wordnet,
-)
+from hypbias.hierarchy import IMAGENET_CLASS_INDEX, load_class_index, load_wordnet, wordnet
+from hypbias.labelspace import imagenet_group_sizes, imagenet_label_space
 
 DEBIAN = Path("/usr/share/wordnet/data.noun")
 CLASS_INDEX = IMAGENET_CLASS_INDEX
@@ -110,7 +104,7 @@ def test_animals18_refines_the_animal_groups_of_s7(imagenet):
 def test_level_cut_is_depth_six_of_the_tree(imagenet):
     space = imagenet_label_space(imagenet, "imagenet_level6")
     assert space == LabelSpace.from_hierarchy(imagenet, level=6)
-    assert space.num_groups == 76  # the paper's tree gives 72; see hypbias.hierarchy.imagenet
+    assert space.num_groups == 76  # the paper's tree gives 72; see hypbias.labelspace.imagenet
     for g, node in enumerate(space.names):
         assert imagenet.depth(node) == 6 or (imagenet.depth(node) < 6 and node in imagenet.classes)
         np.testing.assert_array_equal(space.members(g), imagenet.leaves(node))

@@ -6,11 +6,14 @@ import pandas as pd
 import pytest
 
 from hypbias.cli import main
+from hypbias.data import make_synthetic
 from hypbias.errors import ConfigError
 from hypbias.experiment import run_experiment
+from hypbias.labelspace import SpaceSet
 from hypbias.rundir import RunDir
+from hypbias.train.components import ComponentContext
+from hypbias.train.components.manifold import measured_epochs
 from hypbias.train.config import load_config
-from hypbias.train.manifold_tracking import measured_epochs
 
 pytestmark = pytest.mark.slow
 
@@ -77,14 +80,17 @@ def test_analyze_without_checkpoints_is_one_line_error(tmp_path, capsys):
 @pytest.mark.parametrize(("every", "expected"),
                          [(0, set()), (2, {0, 2, 4, 5}), ([0, 3], {0, 3}), ([0, 1, 9], {0, 1})])
 def test_measured_epochs(every, expected):
-    config = load_config(None, ["train.epochs=5", f"manifold.every={every}"])
-    assert measured_epochs(config) == expected
+    assert measured_epochs(every, 5, _context()) == expected
 
 
 def test_bad_measured_epochs():
-    config = load_config(None, ["train.epochs=5", "manifold.every=[0, -1]"])
     with pytest.raises(ConfigError, match=r"'manifold.every' must be an int >= 0 or a list of epochs"):
-        measured_epochs(config)
+        measured_epochs([0, -1], 5, _context())
+
+
+def _context() -> ComponentContext:
+    return ComponentContext(make_synthetic(branching=(2, 2), train_per_class=2, val_per_class=2),
+                            SpaceSet(), ("val",), seed=0, epochs=5)
 
 
 def test_umap_and_layer_settings_are_recorded(tracked):

@@ -8,7 +8,7 @@ import torch
 
 from collapse_reference import reference_collapse
 from hypbias.errors import ConfigError
-from hypbias.experiment import load_spaces, run_experiment
+from hypbias.experiment import run_experiment
 from hypbias.metrics import mistake_severity
 from hypbias.models import create
 from hypbias.train.config import load_config
@@ -38,7 +38,7 @@ def _final_outputs(run):
 
 def test_collapse_rows_equal_direct_numpy_computation(nc_run):
     model, bundle, _, feats, _ = _final_outputs(nc_run)
-    spaces = load_spaces(nc_run).all()
+    spaces = nc_run.spaces.all()
     m = nc_run.metrics
     last = m[(m.epoch == 2) & (m.split == "train")]
     w = model.head.weight.detach().double().numpy()
@@ -95,7 +95,7 @@ def test_final_class_statistics_are_saved_and_give_the_same_collapse(nc_run):
     assert int(saved["epoch"]) == 2
     stats = ClassStatistics(*saved["sums"].shape)
     stats.load_state_dict({k: torch.from_numpy(saved[k]) for k in ("counts", "sums", "second_moment")})
-    space = load_spaces(nc_run).hypernyms["S4"]
+    space = nc_run.spaces.hypernyms["S4"]
     again = neural_collapse(stats, torch.from_numpy(saved["weight"]), torch.from_numpy(saved["bias"]), space)
     m = nc_run.metrics
     last = m[(m.epoch == 2) & (m.split == "train") & (m.space == "S4")].set_index("metric").value

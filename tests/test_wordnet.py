@@ -15,7 +15,7 @@ import pytest
 
 from fabricate import MINI_CLASSES, MINI_WORDNET, write_wndb
 from hypbias.errors import HierarchyError
-from hypbias.hierarchy.imagenet import IMAGENET_CLASS_INDEX
+from hypbias.hierarchy import IMAGENET_CLASS_INDEX
 from hypbias.hierarchy.wordnet import (
     find_data_noun,
     load_wordnet,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-F = TypeVar("F", bound=Callable)
+F = TypeVar("F")
 
 
 class Registry(Generic[F]):
@@ -46,3 +48,16 @@ class Registry(Generic[F]):
 
     def __iter__(self) -> Iterator[F]:
         return iter(self._factories.values())
+
+
+def import_submodules(package: str) -> list[str]:
+    """Import every module of ``package`` (its files register themselves); returns their names.
+
+    A plug-in family (tracker components, report sections) is a folder: adding a file is enough,
+    nothing lists the files by hand.
+    """
+    pkg = importlib.import_module(package)
+    names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names

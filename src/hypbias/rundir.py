@@ -6,6 +6,7 @@ Layout (DESIGN.md §4)::
     environment.json     versions, git revision, device, command line
     hierarchy.json       the class hierarchy ({"classes", "parents"})
     spaces.npz           one assignment array t per label space
+    spaces.json          hypernym space -> names of its random draws (the order matters)
     log.csv              per-epoch training loss, learning rate, fine accuracy, elapsed seconds
     confusion.npz        per split an array (epochs + 1, C, C); index 0 = before training
     metrics.csv/.parquet long format: epoch, split, space, metric, value, layer
@@ -34,15 +35,15 @@ import pandas as pd
 import torch
 import yaml
 
+from hypbias._version import __version__
 from hypbias.errors import DataError
 from hypbias.hierarchy.tree import Hierarchy
 from hypbias.io import atomic_path, atomic_torch_save, atomic_write, atomic_write_text
+from hypbias.labelspace.spaceset import SpaceSet
 
 
 def environment(device: str | None = None) -> dict[str, Any]:
     """Versions, git revision, host and command line, for ``environment.json``."""
-    from hypbias import __version__
-
     versions = {"hypbias": __version__, "python": platform.python_version(), "torch": torch.__version__,
                 "numpy": np.__version__, "pandas": pd.__version__}
     for pkg in ("scipy", "matplotlib", "umap", "sklearn", "torchvision", "timm", "transformers"):
@@ -59,6 +60,12 @@ def environment(device: str | None = None) -> dict[str, Any]:
         "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "command": sys.argv,
     }
+
+
+def main_split(splits: Any) -> str:
+    """The split findings are about: ``val`` when tracked, else the first of ``splits``."""
+    splits = list(splits)
+    return "val" if "val" in splits else str(splits[0])
 
 
 def _git_revision() -> str | None:
@@ -124,8 +131,13 @@ class RunDir:
     # ------------------------------------------------------------------ readers
     def reload(self) -> None:
         """Forget cached reads (config, summary, metrics, ...) after the files were rewritten."""
-        for name in ("config", "summary", "metrics", "log", "hierarchy"):
+        for name in ("config", "summary", "metrics", "log", "hierarchy", "spaces"):
             self.__dict__.pop(name, None)
+
+    @property
+    def main_split(self) -> str:
+        """The split the findings are about (:func:`main_split` of ``track.splits``)."""
+        return main_split(self.config["track"]["splits"])
 
     @cached_property
     def config(self) -> dict[str, Any]:
@@ -161,6 +173,17 @@ class RunDir:
     def space_arrays(self) -> dict[str, np.ndarray]:
         with np.load(self.require("spaces.npz")) as data:
             return {k: data[k] for k in data.files}
+
+    @cached_property
+    def spaces(self) -> SpaceSet:
+        """The label spaces the run was analysed with (``spaces.npz`` and ``spaces.json``)."""
+        layout = json.loads(self.require("spaces.json").read_text(encoding="utf-8"))
+        return SpaceSet.from_arrays(self.space_arrays(), layout)
+
+    def write_spaces(self, spaces: SpaceSet) -> None:
+        """``spaces.npz`` and ``spaces.json``, read back by :attr:`spaces`."""
+        self.write_npz("spaces.npz", spaces.to_arrays())
+        self.write_json("spaces.json", spaces.layout())
 
 
 def _json_default(obj: Any) -> Any:

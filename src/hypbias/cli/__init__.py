@@ -18,7 +18,7 @@ SUBCOMMANDS = ["run", "analyze", "report", "compare", "hierarchy"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hypbias import __version__
+    from hypbias._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="hypbias",

@@ -112,7 +112,7 @@ def load_source(args: argparse.Namespace) -> tuple[Hierarchy, dict[str, LabelSpa
 
 def read_wnids(path: Path) -> list[str]:
     """Wnids of an ImageNet class index JSON (``.json``) or of a text file (any whitespace)."""
-    from hypbias.hierarchy.imagenet import load_class_index
+    from hypbias.hierarchy.class_index import load_class_index
 
     if path.suffix.lower() == ".json":
         return [wnid for wnid, _ in load_class_index(path)]
@@ -129,8 +129,8 @@ def read_wnids(path: Path) -> list[str]:
 
 def wordnet_source(path: Path, wordnet_dir: str | None
                    ) -> tuple[Hierarchy, dict[str, LabelSpace]]:
-    from hypbias.data.imagefolder import wordnet_spaces
     from hypbias.hierarchy.wordnet import wordnet
+    from hypbias.labelspace.imagenet import wordnet_spaces
 
     hierarchy = wordnet(read_wnids(path), source=wordnet_dir)
     return hierarchy, wordnet_spaces(hierarchy)
@@ -141,8 +141,9 @@ def dataset_source(name: str, data_dir: str | None, wordnet_dir: str | None
     from hypbias.data import create_dataset
 
     if name in ("imagenet", "imagefolder"):  # the folder names suffice: decode no image
-        from hypbias.data.imagefolder import check_wnids, list_images, wordnet_spaces
+        from hypbias.data.imagefolder import check_wnids, list_images
         from hypbias.hierarchy.wordnet import wordnet
+        from hypbias.labelspace.imagenet import wordnet_spaces
 
         if data_dir is None:
             raise ConfigError(f"--dataset {name} needs --data-dir (the folder holding train/)")

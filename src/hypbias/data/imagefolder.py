@@ -32,12 +32,10 @@ from hypbias.data.base import DatasetBundle, TensorSplit, data_folder, register_
 from hypbias.data.cifar import channel_scaling, standardize
 from hypbias.errors import DataError, missing_dependency
 from hypbias.hierarchy.files import read_hierarchy
-from hypbias.hierarchy.imagenet import SPACE_NAMES, imagenet_label_space
-from hypbias.hierarchy.tree import Hierarchy
 from hypbias.hierarchy.wordnet import load_wordnet
 from hypbias.hierarchy.wordnet import wordnet as wordnet_hierarchy
 from hypbias.io import atomic_path
-from hypbias.labelspace import LabelSpace
+from hypbias.labelspace.imagenet import wordnet_spaces
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -196,12 +194,6 @@ def check_wnids(names: Sequence[str], split_dir: Path,
             raise DataError(f"{split_dir / name}: folder name {name!r} is not a WordNet noun "
                             f"synset id (nXXXXXXXX in {nouns.path}); give a hierarchy file for "
                             "folders not named by wnids")
-
-
-def wordnet_spaces(hierarchy: Hierarchy) -> dict[str, LabelSpace]:
-    """The paper's ImageNet spaces that have at least two groups on these classes."""
-    spaces = {name: imagenet_label_space(hierarchy, name) for name in SPACE_NAMES}
-    return {name: space for name, space in spaces.items() if space.num_groups >= 2}
 
 
 def classes_within(classes: Sequence[str], synset: str, wordnet_source: str | Path | None

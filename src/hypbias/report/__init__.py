@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hypbias.report import collapse, core, manifold  # noqa: F401  (registers the sections)
 from hypbias.report.html import render_page, write_page
 from hypbias.report.sections import RunContext, build_sections
 from hypbias.rundir import RunDir

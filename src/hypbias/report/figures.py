@@ -7,7 +7,6 @@ says how many draws.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import matplotlib
@@ -18,7 +17,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from hypbias.analysis.label_spaces import SpaceSet
+from hypbias.analysis.tables import metric_rows
+from hypbias.labelspace.spaceset import SpaceSet, hypernym_of, is_random_space, space_order
 
 FINE_COLOR = "black"
 
@@ -27,30 +27,6 @@ def space_colors(names: Sequence[str]) -> dict[str, tuple[float, ...]]:
     """A stable color per hypernym space."""
     cmap = plt.get_cmap("tab10")
     return {name: cmap(i % 10) for i, name in enumerate(names)}
-
-
-_RANDOM = re.compile(r"^R(\d+|\[.*\])$")
-
-
-def is_random_space(name: str) -> bool:
-    """Whether a space name is a random draw (``R4#3``) or the mean over draws (``R4``)."""
-    return "#" in name or bool(_RANDOM.match(name))
-
-
-def _hypernym_of(random_name: str) -> str:
-    """``R4`` -> ``S4``, ``R[x]`` -> ``x``: the inverse of ``SpaceSet.random_name``."""
-    return random_name[2:-1] if random_name.startswith("R[") else "S" + random_name[1:]
-
-
-def space_order(names: Sequence[str]) -> list[str]:
-    """Hypernym spaces in table order, then H (random spaces left out)."""
-    hyper = [n for n in dict.fromkeys(names) if n != "H" and not is_random_space(n)]
-    return hyper + ["H"] * ("H" in names)
-
-
-def metric_rows(metrics: pd.DataFrame, metric: str, split: str) -> pd.DataFrame:
-    """Rows of one non-layer ``metric`` in ``split``."""
-    return metrics[(metrics.metric == metric) & (metrics.split == split) & (metrics.layer == "")]
 
 
 def plot_space_curves(ax: plt.Axes, rows: pd.DataFrame) -> None:
@@ -62,7 +38,7 @@ def plot_space_curves(ax: plt.Axes, rows: pd.DataFrame) -> None:
     wide = rows.pivot_table(index="epoch", columns="space", values="value", aggfunc="mean")
     wide = wide.sort_index()
     epochs = wide.index.to_numpy()
-    spaces = space_order([s for s in dict.fromkeys(rows.space) if s in wide])
+    spaces = space_order([s for s in rows.space if s in wide], random=False)
     colors = space_colors([s for s in spaces if s != "H"])
     for name in spaces:
         color = FINE_COLOR if name == "H" else colors[name]
@@ -72,7 +48,7 @@ def plot_space_curves(ax: plt.Axes, rows: pd.DataFrame) -> None:
         if name in wide and is_random_space(name):
             families.setdefault(name.split("#")[0], []).append(name)
     for family, names in families.items():
-        color = colors.get(_hypernym_of(family), "tab:gray")
+        color = colors.get(hypernym_of(family), "tab:gray")
         draws = [n for n in names if "#" in n]
         if not draws:  # only the mean row R<n>
             ax.plot(epochs, wide[family], color=color, lw=1.5, ls="--", label=f"{family} (random)")

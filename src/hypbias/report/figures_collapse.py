@@ -1,5 +1,4 @@
-"""Neural collapse figures, like the paper's Fig. 5 (NC1, NC3, NC4) and Fig. 11 (NC2), and the
-sentence that states when NC1 falls below a threshold.
+"""Neural collapse figures, like the paper's Fig. 5 (NC1, NC3, NC4) and Fig. 11 (NC2).
 
 Every function takes the long-format metrics table (columns ``epoch, split, space, metric, value,
 layer``) as written by the tracker, with NC rows named by the keys of
@@ -16,8 +15,8 @@ from collections.abc import Sequence
 import pandas as pd
 from matplotlib.figure import Figure
 
-from hypbias._validation import check_float
-from hypbias.report.figures import plot_space_curves, space_order
+from hypbias.analysis.tables import default_split, metric_rows
+from hypbias.report.figures import plot_space_curves
 
 COLLAPSE_PANELS = (("nc1", "NC1: tr(Σ_W Σ_B†) / C", "log"),
                    ("nc3", "NC3: ‖W/‖W‖ − M/‖M‖‖²", "linear"),
@@ -30,10 +29,8 @@ EQUALITY_PANELS = (("nc2_equinorm_means", "norm equality of means (std/avg)"),
 
 def _rows(metrics: pd.DataFrame, metric: str, split: str | None) -> tuple[pd.DataFrame, str]:
     """Rows of ``metric`` (non-layer) in ``split``; by default the split holding them (train first)."""
-    sel = metrics[(metrics.metric == metric) & (metrics.layer == "")]
-    if split is None:
-        splits = list(dict.fromkeys(sel.split))
-        split = "train" if "train" in splits else (splits[0] if splits else "train")
+    sel = metric_rows(metrics, metric)
+    split = split or default_split(sel) or "train"
     return sel[sel.split == split], split
 
 
@@ -81,30 +78,3 @@ def plot_equality(metrics: pd.DataFrame, split: str | None = None) -> Figure | N
     """
     panels = [(metric, label, "linear") for metric, label in EQUALITY_PANELS]
     return _panels(metrics, panels, 2, "Convergence to a simplex ETF (NC2)", split)
-
-
-def _join(clauses: Sequence[str]) -> str:
-    return clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + " and " + clauses[-1]
-
-
-def collapse_finding(metrics: pd.DataFrame, threshold: float,
-                     split: str | None = None) -> str | None:
-    """One sentence: the first epoch at which NC1 drops below ``threshold`` in each S space and H.
-
-    Example: "NC1 on the train split first drops below 0.1 at epoch 4 in S4, at epoch 9 in S20 and
-    at epoch 15 in H." A space that never does reads "not by epoch 30 in H" (its last epoch).
-    Returns None when the table holds no ``nc1`` rows for H or a hypernym space.
-    """
-    threshold = check_float(threshold, "threshold", "collapse_finding", low=0.0, low_open=True)
-    rows, split = _rows(metrics, "nc1", split)
-    wide = rows.pivot_table(index="epoch", columns="space", values="value").sort_index()
-    spaces = space_order([s for s in dict.fromkeys(rows.space) if s in wide])
-    if not spaces:
-        return None
-    clauses = []
-    for name in spaces:
-        curve = wide[name].dropna()
-        below = curve.index[curve.to_numpy() < threshold]
-        clauses.append(f"at epoch {below[0]} in {name}" if len(below)
-                       else f"not by epoch {curve.index.max()} in {name}")
-    return f"NC1 on the {split} split first drops below {threshold:g} {_join(clauses)}."

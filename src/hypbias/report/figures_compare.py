@@ -15,35 +15,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from hypbias.analysis.tables import space_curves as curves
+from hypbias.labelspace.spaceset import is_random_space, space_order
 from hypbias.metrics.hierarchical import SEVERITY
-from hypbias.report.figures import is_random_space, space_colors
+from hypbias.report.figures import space_colors
 
 LINESTYLES = ("-", "--", ":", "-.")
+
+
 def run_colors(names: Sequence[str]) -> dict[str, tuple[float, ...]]:
     """A stable color per run (the label-space palette, applied to runs)."""
     return space_colors(names)
-
-
-def curves(metrics: pd.DataFrame, metric: str, split: str | None = None) -> pd.DataFrame:
-    """Epochs × spaces table of one non-layer metric; random draws averaged into their ``R<n>``.
-
-    ``split=None`` keeps every split (for metrics measured on one split only, such as NC).
-    """
-    sel = metrics[(metrics.metric == metric) & (metrics.layer == "")]
-    if split is not None:
-        sel = sel[sel.split == split]
-    if sel.empty:
-        return pd.DataFrame()
-    sel = sel.assign(space=sel.space.str.split("#").str[0])
-    wide = sel.pivot_table(index="epoch", columns="space", values="value", aggfunc="mean")
-    return wide[list(dict.fromkeys(sel.space))]  # spaces in the table's order, not alphabetical
-
-
-def ordered_spaces(columns: Sequence[str]) -> list[str]:
-    """H first, then hypernym spaces, then random means, each group in its given order."""
-    cols = list(columns)
-    hyper = [c for c in cols if c != "H" and not is_random_space(c)]
-    return ["H"] * ("H" in cols) + hyper + [c for c in cols if is_random_space(c)]
 
 
 def _grid(panels: int, width: float = 3.6, height: float = 3.0) -> tuple[Figure, list]:
@@ -59,7 +41,7 @@ def _grid(panels: int, width: float = 3.6, height: float = 3.0) -> tuple[Figure,
 def plot_accuracy_overlay(runs: Mapping[str, pd.DataFrame], split: str) -> Figure | None:
     """One panel per label space, one line per run: greedy accuracy A(X) per epoch (Eq. 3–7)."""
     tables = {name: curves(m, "accuracy", split) for name, m in runs.items()}
-    spaces = ordered_spaces(list(dict.fromkeys(c for t in tables.values() for c in t.columns)))
+    spaces = space_order(list(dict.fromkeys(c for t in tables.values() for c in t.columns)))
     if not spaces:
         return None
     colors = run_colors(list(runs))
@@ -86,7 +68,7 @@ def plot_tau_bars(taus: Mapping[str, Mapping[str, float | None]], q: float,
     random draws are left out (their mean ``R<n>`` is kept). A space a run never converged in is
     marked "never" at the bottom of the axis.
     """
-    spaces = ordered_spaces(list(dict.fromkeys(
+    spaces = space_order(list(dict.fromkeys(
         s for t in taus.values() for s in t if "#" not in s)))
     if not spaces:
         return None
@@ -157,7 +139,7 @@ def plot_nc_overlay(runs: Mapping[str, pd.DataFrame]) -> Figure | None:
     for ax, metric in zip(axes, metrics, strict=True):
         for name, table in nc.items():
             wide = curves(table, metric)
-            spaces = [s for s in ordered_spaces(list(wide.columns)) if not is_random_space(s)]
+            spaces = [s for s in space_order(list(wide.columns)) if not is_random_space(s)]
             for i, space in enumerate(spaces):
                 ax.plot(wide.index, wide[space], color=colors[name], lw=1.4,
                         ls=LINESTYLES[i % len(LINESTYLES)], label=f"{name}, {space}")
@@ -171,9 +153,6 @@ def plot_nc_overlay(runs: Mapping[str, pd.DataFrame]) -> Figure | None:
 
 
 __all__ = [
-    "curves",
-    "is_random_space",
-    "ordered_spaces",
     "plot_accuracy_overlay",
     "plot_nc_overlay",
     "plot_severity_overlay",

@@ -18,41 +18,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-CCC_LABELS = {
-    "ccc_cover": "mutual-cover distance",
-    "ccc_class_means": "class-mean distance",
-    "ccc_direct": "example-pair distance",
-}
-
-
-def _rows(metrics: pd.DataFrame, metric: str, split: str | None = None) -> pd.DataFrame:
-    """Per-layer rows of ``metric`` (in ``split``, default the first split that has it)."""
-    sel = metrics[(metrics.metric == metric) & (metrics.layer.fillna("") != "")]
-    if sel.empty:
-        raise ValueError(f"The metrics table has no per-layer '{metric}' rows.")
-    split = sel.split.iloc[0] if split is None else split
-    sel = sel[sel.split == split]
-    if sel.empty:
-        raise ValueError(f"The metrics table has no per-layer '{metric}' rows for split {split!r}.")
-    return sel
-
-
-def layer_order(metrics: pd.DataFrame) -> list[str]:
-    """Layers in order of first appearance (bottom to top), skipping rows without a layer."""
-    layers = metrics.layer.fillna("")
-    return list(dict.fromkeys(layers[layers != ""]))
-
-
-def normalised_depth(layers: Sequence[str]) -> dict[str, float]:
-    """Layer -> l / (L − 1) for the l-th of L layers (0 for a single layer)."""
-    n = len(layers)
-    return {name: (i / (n - 1) if n > 1 else 0.0) for i, name in enumerate(layers)}
+from hypbias.analysis.findings import CCC_LABELS
+from hypbias.analysis.tables import layer_order, layer_rows, normalised_depth
 
 
 def plot_ccc_heatmap(metrics: pd.DataFrame, metric: str = "ccc_cover",
                      split: str | None = None) -> Figure:
     """Table 6 / Fig. 6a: CCC with the hierarchy per layer (rows, top layer up) and epoch (columns)."""
-    sel = _rows(metrics, metric, split)
+    sel = layer_rows(metrics, metric, split)
     layers = layer_order(sel)
     grid = sel.pivot_table(index="layer", columns="epoch", values="value").reindex(layers)
     epochs = grid.columns.to_numpy()
@@ -79,8 +52,8 @@ def plot_ccc_heatmap(metrics: pd.DataFrame, metric: str = "ccc_cover",
 def plot_cover_curves(metrics: pd.DataFrame, layers: Sequence[str] | None = None,
                       split: str | None = None) -> Figure:
     """Fig. 2: mean self-cover and mean mutual cover per epoch, one panel per layer."""
-    self_rows = _rows(metrics, "self_cover", split)
-    mutual_rows = _rows(metrics, "mutual_cover", self_rows.split.iloc[0])
+    self_rows = layer_rows(metrics, "self_cover", split)
+    mutual_rows = layer_rows(metrics, "mutual_cover", self_rows.split.iloc[0])
     layers = list(layers) if layers is not None else layer_order(self_rows)
     fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 3.0), sharey=True,
                              layout="constrained", squeeze=False)
@@ -103,7 +76,7 @@ def plot_probe_depth(metrics: pd.DataFrame, spaces: Sequence[str] | None = None,
 
     One line per epoch; by default at most ``max_epochs`` epochs spread evenly over those measured.
     """
-    sel = _rows(metrics, "probe_accuracy")
+    sel = layer_rows(metrics, "probe_accuracy")
     spaces = list(spaces) if spaces is not None else list(dict.fromkeys(sel.space))
     measured = np.sort(sel.epoch.unique())
     if epochs is None:
@@ -129,35 +102,7 @@ def plot_probe_depth(metrics: pd.DataFrame, spaces: Sequence[str] | None = None,
     return fig
 
 
-def manifold_finding(metrics: pd.DataFrame, metric: str = "ccc_cover",
-                     layer: str | None = None) -> str:
-    """One sentence with the CCC of ``layer`` (default the top one) before training, early, and best.
-
-    "Early" is the measured epoch closest to a tenth of the last one (at least the first after 0).
-    """
-    sel = _rows(metrics, metric)
-    layer = layer_order(sel)[-1] if layer is None else layer
-    curve = sel[sel.layer == layer].groupby("epoch").value.mean().sort_index()
-    if curve.empty:
-        raise ValueError(f"The metrics table has no '{metric}' rows for layer {layer!r}.")
-    epochs = curve.index.to_numpy()
-    later = epochs[epochs > epochs[0]]
-    early = later[np.argmin(np.abs(later - max(later[0], epochs[-1] / 10)))] if len(later) else None
-    best = curve.idxmax()
-    what = CCC_LABELS.get(metric, metric)
-    text = (f"Cophenetic correlation between the hierarchy and the {what} of layer {layer}: "
-            f"{curve.iloc[0]:.2f} at epoch {epochs[0]}")
-    if early is not None and early != best:
-        text += f", {curve[early]:.2f} at epoch {early}"
-    if best != epochs[0]:
-        text += f", best {curve[best]:.2f} at epoch {best}"
-    return text + "."
-
-
 __all__ = [
-    "layer_order",
-    "manifold_finding",
-    "normalised_depth",
     "plot_ccc_heatmap",
     "plot_cover_curves",
     "plot_probe_depth",

@@ -1,7 +1,9 @@
-"""Training: the config loader, the loop and the Tracker."""
+"""Training: the :class:`Tracker` (usable in any loop), its components, the loop and checkpoints.
 
-from hypbias.train.config import load_config
-from hypbias.train.loop import TrainResult, train
+Importing this package loads only the tracker; the loop is :mod:`hypbias.train.loop` and the
+config loader :mod:`hypbias.train.config`.
+"""
+
 from hypbias.train.tracker import Tracker, TrackerComponent
 
-__all__ = ["Tracker", "TrackerComponent", "TrainResult", "load_config", "train"]
+__all__ = ["Tracker", "TrackerComponent"]

@@ -60,10 +60,7 @@ class TrainingState:
 
     def load(self, path: Path) -> tuple[list[dict[str, float]], float]:
         """Restore everything from ``path``; returns the epoch log and the elapsed seconds."""
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:  # a truncated or foreign file
-            raise DataError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
+        payload = read_checkpoint(path)
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
@@ -79,6 +76,26 @@ class TrainingState:
         self.data_order.set_state(rng["data_order"])
         self.augment.set_state(rng["augment"].to(self.augment.get_state().device))
         return list(payload["log"]), float(payload["elapsed"])
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The payload of a checkpoint written by :meth:`TrainingState.save`; DataError naming the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a truncated or foreign file
+        raise DataError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
+
+
+def load_evaluated_weights(path: Path, model: torch.nn.Module) -> int:
+    """Load the weights the tracker evaluated at a checkpoint's epoch; returns that epoch.
+
+    Those are the exponential moving average when the run kept one (the loop evaluates with the
+    average swapped in), else the model's own weights.
+    """
+    payload = read_checkpoint(path)
+    ema = payload.get("ema")
+    model.load_state_dict(payload["model"] if ema is None else ema["shadow"])
+    return int(payload["epoch"])
 
 
 def checkpoints(directory: Path) -> list[Path]:

@@ -1,9 +1,11 @@
 """Experiment configuration: YAML files merged over defaults, with ``--set key=value`` overrides.
 
-A config is a nested dict. :data:`DEFAULTS` lists every section and key; a key that is not there is
-an error naming the file and the key, except in ``data`` and ``model``, whose extra keys are the
-keyword options of the dataset and model factories. A file may start with ``base: other.yaml``
-(resolved next to it, then among the packaged configs) to inherit from another config.
+A config is a nested dict. :func:`defaults` lists every section and key: the experiment's own
+(:data:`BASE_DEFAULTS`) and those of each tracker component, which declares its section where it is
+defined (:mod:`hypbias.train.components`). A key that is not there is an error naming the file and
+the key, except in ``data`` and ``model``, whose extra keys are the keyword options of the dataset
+and model factories. A file may start with ``base: other.yaml`` (resolved next to it, then among the
+packaged configs) to inherit from another config.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import yaml
 
 from hypbias.errors import ConfigError
 
-DEFAULTS: dict[str, Any] = {
+BASE_DEFAULTS: dict[str, Any] = {
     "config_file": None,
     "seed": 0,
     "data": {"name": "synthetic", "root": None},
@@ -46,15 +48,21 @@ DEFAULTS: dict[str, Any] = {
         "num_workers": 0,
         "save_every": 0,
     },
-    "track": {"splits": ["val"], "eval_batch_size": 1024, "mistakes": True},
+    "track": {"splits": ["val"], "eval_batch_size": 1024},
     "spaces": {"hypernyms": [4], "random_draws": 10, "q": 0.95, "seed": 0},
-    "nc": {"every": 0, "split": "train", "spaces": "all"},
-    "manifold": {"every": 0, "split": "train", "layers": [], "k": 25, "dim": 10, "space": "umap",
-                 "n_neighbors": 15, "n_epochs": None, "probes": True, "probe_k": 10,
-                 "probe_method": "logistic"},
     "loss": {"name": "ce"},
     "report": {"figures": True, "nc_threshold": 0.1},
 }
+
+def defaults() -> dict[str, Any]:
+    """Every section and key with its default: :data:`BASE_DEFAULTS` plus each component's section."""
+    from hypbias.train.components import components
+
+    out = copy.deepcopy(BASE_DEFAULTS)
+    for spec in components():
+        out[spec.section] = copy.deepcopy(dict(spec.defaults))
+    return out
+
 
 OPEN_SECTIONS = {"data", "model", "loss"}
 """Sections whose extra keys are passed on as keyword options rather than checked here."""
@@ -93,7 +101,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     """
     source = find_config(path if path is not None else DEFAULT_CONFIG)
     user = _read_with_base(source, seen=())
-    merged = apply_overrides(_merge(copy.deepcopy(DEFAULTS), user, str(source), prefix=""), overrides)
+    merged = apply_overrides(_merge(defaults(), user, str(source), prefix=""), overrides)
     merged["config_file"] = str(source)
     return merged
 

@@ -25,9 +25,7 @@ import torch
 
 from hypbias._validation import check_int
 from hypbias.metrics.confusion import ConfusionMatrix
-
-MetricRow = dict[str, Any]
-"""One long-format record: keys ``epoch, split, space, metric, value, layer``."""
+from hypbias.metrics.rows import MetricRow
 
 
 class TrackerComponent:

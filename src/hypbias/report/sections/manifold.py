@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from hypbias.analysis.findings import manifold_finding
 from hypbias.report.figures_manifold import (
-    manifold_finding,
     plot_ccc_heatmap,
     plot_cover_curves,
     plot_probe_depth,

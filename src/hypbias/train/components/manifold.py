@@ -7,22 +7,25 @@ same samples to analyse saved checkpoints after the fact.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from hypbias.analysis.label_spaces import SpaceSet
 from hypbias.analysis.manifold import Labelled, ManifoldSettings, manifold_metrics
 from hypbias.analysis.sampling import probe_split, sample_query_support
-from hypbias.data.base import DatasetBundle, TensorSplit, split_labels
+from hypbias.data.base import TensorSplit, split_labels
 from hypbias.labelspace import LabelSpace
+from hypbias.metrics.rows import MetricRow
 from hypbias.train import distributed
-from hypbias.train.components import register_component
-from hypbias.train.config import config_error
-from hypbias.train.tracker import MetricRow, TrackerComponent
+from hypbias.train.components import ComponentContext, register_component
+from hypbias.train.tracker import TrackerComponent
+
+DEFAULTS = {"every": 0, "split": "train", "layers": [], "k": 25, "dim": 10, "space": "umap",
+            "n_neighbors": 15, "n_epochs": None, "probes": True, "probe_k": 10,
+            "probe_method": "logistic"}
+"""The ``manifold:`` section's keys and defaults."""
 
 
 @dataclass
@@ -49,10 +52,9 @@ def _labelled(split: Any, idx: np.ndarray) -> Labelled:
     return Labelled(torch.stack([torch.as_tensor(split[int(i)][0]) for i in idx]), labels)
 
 
-def manifold_inputs(config: dict[str, Any], bundle: DatasetBundle, spaces: SpaceSet) -> ManifoldInputs:
+def manifold_inputs(mf: dict[str, Any], ctx: ComponentContext) -> ManifoldInputs:
     """Draw the query/support and probe samples and gather the settings of the ``manifold:`` section."""
-    mf = config["manifold"]
-    seed = int(config["seed"])
+    bundle, seed = ctx.bundle, ctx.seed
     try:
         settings = ManifoldSettings(dim=mf["dim"], space=mf["space"], seed=seed,
                                     n_neighbors=mf["n_neighbors"], n_epochs=mf["n_epochs"],
@@ -68,18 +70,18 @@ def manifold_inputs(config: dict[str, Any], bundle: DatasetBundle, spaces: Space
             probe_train, probe_test = _labelled(bundle.val, train_idx), _labelled(bundle.val, test_idx)
             indices.update(probe_train=train_idx, probe_test=test_idx)
     except ValueError as err:
-        raise config_error(config, "manifold", str(err)) from None
+        raise ctx.error("manifold", str(err)) from None
     return ManifoldInputs(_labelled(split, qs.query), _labelled(split, qs.support), probe_train,
                           probe_test, bundle.hierarchy.graph_distance_matrix(),
-                          {"H": None, **spaces.hypernyms}, settings, mf["split"], indices)
+                          {"H": None, **ctx.spaces.hypernyms}, settings, mf["split"], indices)
 
 
-def resolve_layers(config: dict[str, Any], model: torch.nn.Module) -> list[str]:
+def resolve_layers(mf: dict[str, Any], model: torch.nn.Module, ctx: ComponentContext) -> list[str]:
     """``manifold.layers``, or the model's ``feature_layers`` when the list is empty."""
-    layers = list(config["manifold"]["layers"]) or list(getattr(model, "feature_layers", ()))
+    layers = list(mf["layers"]) or list(getattr(model, "feature_layers", ()))
     if not layers:
-        raise config_error(config, "manifold.layers", "is empty and the model names no default layers; "
-                           "list module names (see model.named_modules())")
+        raise ctx.error("manifold.layers", "is empty and the model names no default layers; "
+                        "list module names (see model.named_modules())")
     return layers
 
 
@@ -91,16 +93,17 @@ class ManifoldTracker(TrackerComponent):
 
     name = "manifold"
 
-    def __init__(self, config: dict[str, Any], inputs: ManifoldInputs, epochs: set[int],
-                 progress: bool = True) -> None:
-        self.config = config
+    def __init__(self, section: dict[str, Any], ctx: ComponentContext, inputs: ManifoldInputs,
+                 epochs: set[int]) -> None:
+        self.section = section
+        self.ctx = ctx
         self.inputs = inputs
         self.epochs = epochs
-        self.progress = progress
+        self.progress = ctx.progress
         self.layers: list[str] = []
 
     def bind(self, model: torch.nn.Module) -> None:
-        self.layers = resolve_layers(self.config, model)
+        self.layers = resolve_layers(self.section, model, self.ctx)
 
     def active(self, epoch: int) -> bool:
         return epoch in self.epochs
@@ -138,31 +141,29 @@ def analyse_model(model: torch.nn.Module, layers: list[str], inputs: ManifoldInp
                             settings=inputs.settings, progress=progress)
 
 
-def measured_epochs(config: dict[str, Any]) -> set[int]:
+def measured_epochs(every: Any, last: int, ctx: ComponentContext) -> set[int]:
     """``manifold.every``: k (every k-th epoch and the last; 0 = never) or an explicit list of epochs.
 
     A list such as ``[0, 1, 2, 3, 5, 10, 30]`` measures densely where the geometry changes fastest;
-    its epochs past the end of training are dropped, so shortening a run keeps the early ones.
+    its epochs past the end of training (``last``) are dropped, so shortening a run keeps the early
+    ones.
     """
-    every, last = config["manifold"]["every"], int(config["train"]["epochs"])
     if isinstance(every, list) and all(isinstance(e, int) and not isinstance(e, bool) and e >= 0
                                        for e in every):
         return {e for e in every if e <= last}
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-        raise config_error(config, "manifold.every", "must be an int >= 0 or a list of epochs >= 0. "
-                           f"Got {every!r} instead.")
+        raise ctx.error("manifold.every", "must be an int >= 0 or a list of epochs >= 0. "
+                        f"Got {every!r} instead.")
     return set() if every == 0 else {*range(0, last + 1, every), last}
 
 
-@register_component("manifold")
-def build_manifold_tracker(config: dict[str, Any], bundle: DatasetBundle,
-                           spaces: SpaceSet) -> ManifoldTracker | None:
+@register_component("manifold", defaults=DEFAULTS)
+def build_manifold_tracker(section: dict[str, Any], ctx: ComponentContext) -> ManifoldTracker | None:
     """The ``manifold:`` section; ``every: 0`` switches it off."""
-    epochs = measured_epochs(config)
+    epochs = measured_epochs(section["every"], ctx.epochs, ctx)
     if not epochs:
         return None
-    return ManifoldTracker(config, manifold_inputs(config, bundle, spaces), epochs,
-                           progress=sys.stderr.isatty())
+    return ManifoldTracker(section, ctx, manifold_inputs(section, ctx), epochs)
 
 
 __all__ = ["ManifoldInputs", "ManifoldTracker", "analyse_model", "manifold_inputs", "measured_epochs",

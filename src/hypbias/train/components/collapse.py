@@ -13,13 +13,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from hypbias.analysis.label_spaces import SpaceSet
-from hypbias.data.base import DatasetBundle
-from hypbias.labelspace import LabelSpace
+from hypbias.labelspace import LabelSpace, SpaceSet
 from hypbias.metrics.collapse import ClassStatistics, NearestMeanMismatch, neural_collapse
-from hypbias.train.components import register_component
-from hypbias.train.config import config_error
-from hypbias.train.tracker import MetricRow, TrackerComponent
+from hypbias.metrics.rows import MetricRow, metric_row
+from hypbias.train.components import ComponentContext, register_component
+from hypbias.train.tracker import TrackerComponent
 
 
 class CollapseTracker(TrackerComponent):
@@ -84,8 +82,8 @@ class CollapseTracker(TrackerComponent):
             values = neural_collapse(self.stats, weight, bias, space)
             if name in mismatch:
                 values["nc4"] = mismatch[name]
-            rows.extend({"epoch": epoch, "split": self.split, "space": name, "metric": metric,
-                         "value": float(value), "layer": ""} for metric, value in values.items())
+            rows.extend(metric_row(epoch, self.split, name, metric, value)
+                        for metric, value in values.items())
         rows.extend(_draw_means(rows))
         self.final = {"epoch": np.array(epoch), "weight": weight.cpu().numpy(),
                       "bias": bias.cpu().numpy(),
@@ -107,8 +105,10 @@ def _draw_means(rows: list[MetricRow]) -> list[MetricRow]:
     for row in rows:
         if "#" in row["space"]:
             groups.setdefault((row["space"].split("#")[0], row["metric"]), []).append(row["value"])
-    first = rows[0] if rows else {}
-    return [{**first, "space": space, "metric": metric, "value": float(np.mean(values))}
+    if not rows:
+        return []
+    epoch, split = rows[0]["epoch"], rows[0]["split"]
+    return [metric_row(epoch, split, space, metric, float(np.mean(values)))
             for (space, metric), values in groups.items()]
 
 
@@ -123,21 +123,19 @@ def collapse_spaces(selection: Any, spaces: SpaceSet) -> dict[str, LabelSpace | 
     return {name: available[name] for name in selection}
 
 
-@register_component("nc")
-def build_collapse_tracker(config: dict[str, Any], bundle: DatasetBundle,
-                           spaces: SpaceSet) -> CollapseTracker | None:
+@register_component("nc", defaults={"every": 0, "split": "train", "spaces": "all"})
+def build_collapse_tracker(section: dict[str, Any], ctx: ComponentContext) -> CollapseTracker | None:
     """The ``nc:`` section: ``every`` (0 = off), ``split``, ``spaces``."""
-    nc = config["nc"]
-    every = nc["every"]
+    every = section["every"]
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-        raise config_error(config, "nc.every", f"must be an int >= 0. Got {every!r} instead.")
+        raise ctx.error("nc.every", f"must be an int >= 0. Got {every!r} instead.")
     if every == 0:
         return None
-    if nc["split"] not in config["track"]["splits"]:
-        raise config_error(config, "nc.split", f"= {nc['split']!r} must be one of track.splits "
-                           f"{config['track']['splits']}")
+    if section["split"] not in ctx.splits:
+        raise ctx.error("nc.split", f"= {section['split']!r} must be one of track.splits "
+                        f"{list(ctx.splits)}")
     try:
-        chosen = collapse_spaces(nc["spaces"], spaces)
+        chosen = collapse_spaces(section["spaces"], ctx.spaces)
     except ValueError as err:
-        raise config_error(config, "nc.spaces", str(err)) from None
-    return CollapseTracker(bundle.num_classes, chosen, split=nc["split"], every=every)
+        raise ctx.error("nc.spaces", str(err)) from None
+    return CollapseTracker(ctx.bundle.num_classes, chosen, split=section["split"], every=every)

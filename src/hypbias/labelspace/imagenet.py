@@ -41,19 +41,14 @@ so ``imagenet_top9`` has 8 groups on ImageNet-1k).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hypbias._validation import check_choice
-from hypbias.errors import DataError, HierarchyError
+from hypbias.errors import HierarchyError
 from hypbias.hierarchy.tree import Hierarchy
-
-if TYPE_CHECKING:  # labelspace imports hierarchy.tree: import it when called, not at load time
-    from hypbias.labelspace import LabelSpace
+from hypbias.labelspace.space import LabelSpace
 
 ENTITY = "n00001740"
 ANIMAL = "n00015388"
@@ -71,9 +66,7 @@ TOP_LEVEL = {
 LEVEL_CUT_DEPTH = 6
 """Depth of the tree view cut by ``imagenet_level6``."""
 
-IMAGENET_CLASS_INDEX = Path(__file__).resolve().parent / "data" / "imagenet_class_index.json"
-"""The public ILSVRC-2012 class index shipped with hypbias: ``{"<index>": ["<wnid>", "<name>"]}``
-for the 1000 classes in their canonical order (read it with :func:`load_class_index`)."""
+
 
 
 @dataclass(frozen=True)
@@ -183,8 +176,6 @@ def imagenet_label_space(hierarchy: Hierarchy, name: str) -> LabelSpace:
     LabelSpace over the hierarchy's classes; groups without classes are dropped. Group names are
     readable names for the hand-made spaces and wnids for ``imagenet_level6``.
     """
-    from hypbias.labelspace import LabelSpace
-
     check_choice(name, "name", "imagenet_label_space", SPACE_NAMES)
     _require_wordnet(hierarchy)
     if name == "imagenet_level6":
@@ -197,31 +188,7 @@ def imagenet_label_space(hierarchy: Hierarchy, name: str) -> LabelSpace:
     return LabelSpace(renumber[t], names=[groups[g].name for g in used])
 
 
-def load_class_index(path: str | Path = IMAGENET_CLASS_INDEX) -> list[tuple[str, str]]:
-    """Read an ImageNet class index, ``{"<index>": ["<wnid>", "<name>"], ...}``.
-
-    By default the ImageNet-1k index shipped with hypbias (:data:`IMAGENET_CLASS_INDEX`).
-
-    Returns ``[(wnid, name), ...]`` in index order. A file that is not such a mapping, or whose
-    indices are not exactly ``0 .. n-1``, raises :class:`DataError` naming the file.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise DataError(f"{path}: cannot read the class index: {err.strerror}") from None
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON: {err.msg} (line {err.lineno})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: a class index maps '<index>' to [wnid, name]; "
-                        f"got a {type(data).__name__}")
-    out = []
-    for i in range(len(data)):
-        entry = data.get(str(i))
-        if entry is None:
-            raise DataError(f"{path}: index {i} is missing (indices must be 0..{len(data) - 1})")
-        if (not isinstance(entry, list) or len(entry) != 2
-                or not all(isinstance(v, str) for v in entry)):
-            raise DataError(f"{path}: entry {i} must be [wnid, name]; got {entry!r}")
-        out.append((entry[0], entry[1]))
-    return out
+def wordnet_spaces(hierarchy: Hierarchy) -> dict[str, LabelSpace]:
+    """The paper's ImageNet spaces that have at least two groups on these classes."""
+    spaces = {name: imagenet_label_space(hierarchy, name) for name in SPACE_NAMES}
+    return {name: space for name, space in spaces.items() if space.num_groups >= 2}

@@ -1,5 +1,9 @@
-"""Registry of report sections. A builder takes the run's :class:`RunContext` and returns a
-:class:`~hypbias.report.html.Section`, or None when the run holds no data for it."""
+"""Report sections, one module each in this folder, registered with :func:`register_section`.
+
+A builder takes the run's :class:`RunContext` and returns a :class:`~hypbias.report.html.Section`,
+or None when the run holds no data for it. :func:`build_sections` imports every module of the folder
+first, so a new section is a new file.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from functools import cached_property
 
 import pandas as pd
 
-from hypbias.analysis.label_spaces import SpaceSet
+from hypbias._registry import import_submodules
+from hypbias.labelspace.spaceset import SpaceSet
 from hypbias.report.html import Section
 from hypbias.rundir import RunDir
 
@@ -24,17 +29,14 @@ class RunContext:
     def metrics(self) -> pd.DataFrame:
         return self.run.metrics
 
-    @cached_property
+    @property
     def spaces(self) -> SpaceSet:
-        from hypbias.experiment import load_spaces
-
-        return load_spaces(self.run)
+        return self.run.spaces
 
     @property
     def split(self) -> str:
         """The split the findings are about: ``val`` when tracked."""
-        splits = list(self.run.config["track"]["splits"])
-        return "val" if "val" in splits else splits[0]
+        return self.run.main_split
 
     def has_metric(self, *names: str) -> bool:
         return bool(self.metrics.metric.isin(names).any())
@@ -55,4 +57,6 @@ def register_section(order: int) -> Callable[[Builder], Builder]:
 
 
 def build_sections(ctx: RunContext) -> list[Section]:
+    """Every registered section that has data in this run, in increasing order."""
+    import_submodules(__name__)
     return [s for _, b in sorted(_SECTIONS, key=lambda x: x[0]) if (s := b(ctx)) is not None]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hypbias.report.figures_collapse import collapse_finding, plot_collapse, plot_equality
+from hypbias.analysis.findings import collapse_finding
+from hypbias.report.figures_collapse import plot_collapse, plot_equality
 from hypbias.report.html import Section
 from hypbias.report.sections import RunContext, register_section
 

@@ -6,12 +6,11 @@ from typing import Any
 
 import torch
 
-from hypbias.analysis.label_spaces import SpaceSet
-from hypbias.data.base import DatasetBundle
 from hypbias.hierarchy.tree import Hierarchy
 from hypbias.metrics.hierarchical import HierarchicalMistakes
-from hypbias.train.components import register_component
-from hypbias.train.tracker import MetricRow, TrackerComponent
+from hypbias.metrics.rows import MetricRow, metric_row
+from hypbias.train.components import ComponentContext, register_component
+from hypbias.train.tracker import TrackerComponent
 
 
 class MistakesTracker(TrackerComponent):
@@ -37,16 +36,16 @@ class MistakesTracker(TrackerComponent):
     def end_epoch(self, epoch: int, model: torch.nn.Module | None) -> list[MetricRow]:
         rows: list[MetricRow] = []
         for split, acc in self.acc.items():
-            rows.extend({"epoch": epoch, "split": split, "space": "H", "metric": metric,
-                         "value": float(value), "layer": ""} for metric, value in acc.compute().items())
+            rows.extend(metric_row(epoch, split, "H", metric, value)
+                        for metric, value in acc.compute().items())
             acc.reset()
         return rows
 
 
-@register_component("mistakes")
-def build_mistakes_tracker(config: dict[str, Any], bundle: DatasetBundle,
-                           spaces: SpaceSet) -> MistakesTracker | None:
-    """On when ``track.mistakes`` is true (the default)."""
-    if not config["track"]["mistakes"]:
-        return None
-    return MistakesTracker(bundle.hierarchy, tuple(config["track"]["splits"]))
+@register_component("mistakes", defaults={"enabled": True})
+def build_mistakes_tracker(section: dict[str, Any], ctx: ComponentContext) -> MistakesTracker | None:
+    """The ``mistakes:`` section: on when ``enabled`` is true (the default), on every tracked split."""
+    enabled = section["enabled"]
+    if not isinstance(enabled, bool):
+        raise ctx.error("mistakes.enabled", f"must be true or false. Got {enabled!r} instead.")
+    return MistakesTracker(ctx.bundle.hierarchy, ctx.splits) if enabled else None
