@@ -20,6 +20,7 @@ import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,11 @@ from hypbias.data.base import DatasetBundle, TensorSplit, data_folder, register_
 from hypbias.data.cifar import channel_scaling, standardize
 from hypbias.errors import DataError, missing_dependency
 from hypbias.hierarchy.files import read_hierarchy
+from hypbias.hierarchy.tree import Hierarchy
 from hypbias.hierarchy.wordnet import load_wordnet
 from hypbias.hierarchy.wordnet import wordnet as wordnet_hierarchy
 from hypbias.io import atomic_path
+from hypbias.labelspace import LabelSpace
 from hypbias.labelspace.imagenet import wordnet_spaces
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -262,44 +265,13 @@ def load_imagefolder(
     if not cache and in_memory is False:
         raise ValueError(f"The 'in_memory' parameter of {owner} can be False only with cache=True "
                          "(the memory-mapped cache serves such splits). Got cache=False instead.")
-
-    train_dirs = list_images(root / "train")
-    val_dirs = list_images(root / "val")
-    stray = [c for c in val_dirs if c not in train_dirs]
-    if stray:
-        raise DataError(f"{root / 'val' / stray[0]}: class folder {stray[0]!r} has no train folder")
-    classes = list(train_dirs)
-    if hierarchy is None:
-        check_wnids(classes, root / "train", wordnet)
-    if within is not None:
-        classes = classes_within(classes, within, wordnet)
-    if hierarchy is not None:
-        tree, spaces = read_hierarchy(hierarchy, classes=classes), {}
-    else:
-        tree = wordnet_hierarchy(classes, source=wordnet)
-        spaces = wordnet_spaces(tree)
-
-    cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    splits: dict[str, Dataset] = {}
-    for split, dirs in (("train", train_dirs), ("val", val_dirs)):
-        paths, labels = subsample([dirs.get(c, []) for c in classes], per_class[split], seed)
-        if not paths:
-            raise DataError(f"{root / split}: no images of the selected classes")
-        shape = (len(paths), 3, image_size, image_size)
-        keep = in_memory if in_memory is not None \
-            else (not cache or 4 * int(np.prod(shape)) <= IN_MEMORY_BYTES)
-        if cache:
-            npy = cached_images(paths, image_size, resize, cache_root, workers)
-            if not keep:
-                splits[split] = ImageArraySplit(npy, labels, scaling)
-                continue
-            images = np.load(npy)
-        else:
-            images = np.empty(shape, dtype=np.uint8)
-            decode_all(paths, image_size, resize, images, workers)
-        x = torch.from_numpy(images)
-        splits[split] = TensorSplit(x if scaling is None else standardize(x, *scaling),
-                                    torch.from_numpy(labels))
+    folders = {split: list_images(root / split) for split in ("train", "val")}
+    classes, tree, spaces = select_classes(root, folders, hierarchy, wordnet, within)
+    images = ImageOptions(image_size, resize, scaling, in_memory, cache,
+                          Path(cache_dir) if cache_dir is not None else default_cache_dir(), workers)
+    splits = {split: load_split(root / split, [folders[split].get(c, []) for c in classes],
+                                per_class[split], seed, images)
+              for split in ("train", "val")}
     info = {"root": str(root), "image_size": image_size, "resize": resize,
             "train_per_class": train_per_class, "val_per_class": val_per_class,
             "normalize": normalize, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
@@ -307,6 +279,64 @@ def load_imagefolder(
             "train_samples": len(splits["train"]), "val_samples": len(splits["val"])}
     return DatasetBundle("imagenet", splits["train"], splits["val"], classes, tree,
                          (3, image_size, image_size), spaces=spaces, info=info)
+
+
+def select_classes(root: Path, folders: dict[str, dict[str, list[Path]]],
+                   hierarchy: str | Path | None, wordnet: str | Path | None, within: str | None
+                   ) -> tuple[list[str], Hierarchy, dict[str, LabelSpace]]:
+    """The classes (train folder names, optionally those ``within`` a synset), their hierarchy
+    (the given file, else WordNet) and the label spaces it defines (the paper's, for WordNet)."""
+    stray = [c for c in folders["val"] if c not in folders["train"]]
+    if stray:
+        raise DataError(f"{root / 'val' / stray[0]}: class folder {stray[0]!r} has no train folder")
+    classes = list(folders["train"])
+    if hierarchy is None:
+        check_wnids(classes, root / "train", wordnet)
+    if within is not None:
+        classes = classes_within(classes, within, wordnet)
+    if hierarchy is not None:
+        return classes, read_hierarchy(hierarchy, classes=classes), {}
+    tree = wordnet_hierarchy(classes, source=wordnet)
+    return classes, tree, wordnet_spaces(tree)
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How :func:`load_split` decodes, caches and serves images (see :func:`load_imagefolder`)."""
+
+    image_size: int
+    resize: int
+    scaling: tuple[list[float], list[float]] | None
+    in_memory: bool | None
+    cache: bool
+    cache_dir: Path
+    workers: int
+
+
+def load_split(split_dir: Path, files: list[list[Path]], per_class: int | None, seed: int,
+               opts: ImageOptions) -> Dataset:
+    """One split from the image files of every class (in class order), subsampled per class.
+
+    In memory as a :class:`TensorSplit` when it fits (or ``in_memory``), else an
+    :class:`ImageArraySplit` over the memory-mapped cache.
+    """
+    paths, labels = subsample(files, per_class, seed)
+    if not paths:
+        raise DataError(f"{split_dir}: no images of the selected classes")
+    shape = (len(paths), 3, opts.image_size, opts.image_size)
+    keep = opts.in_memory if opts.in_memory is not None \
+        else (not opts.cache or 4 * int(np.prod(shape)) <= IN_MEMORY_BYTES)
+    if opts.cache:
+        npy = cached_images(paths, opts.image_size, opts.resize, opts.cache_dir, opts.workers)
+        if not keep:
+            return ImageArraySplit(npy, labels, opts.scaling)
+        images = np.load(npy)
+    else:
+        images = np.empty(shape, dtype=np.uint8)
+        decode_all(paths, opts.image_size, opts.resize, images, opts.workers)
+    x = torch.from_numpy(images)
+    return TensorSplit(x if opts.scaling is None else standardize(x, *opts.scaling),
+                       torch.from_numpy(labels))
 
 
 register_dataset("imagenet")(load_imagefolder)
