@@ -53,8 +53,11 @@ def reference_collapse(features: np.ndarray, labels: np.ndarray, weight: np.ndar
         return cos[np.triu_indices(k, 1)]
 
     def angle_std(v: np.ndarray) -> float:
-        cos = pair_cosines(v)
-        return float(np.std(cos, ddof=1)) if cos.size > 1 else float("nan")
+        # Papyan et al.'s first author's code: std (ddof = 1) over every off-diagonal entry of the
+        # cosine matrix, so each pair counts twice.
+        n = np.linalg.norm(v, axis=1)
+        cos = (v @ v.T) / np.outer(n, n)
+        return float(np.std(cos[~np.eye(k, dtype=bool)], ddof=1))
 
     def max_angle(v: np.ndarray) -> float:
         return float(np.mean(np.abs(pair_cosines(v) + 1.0 / (k - 1))))

@@ -145,6 +145,14 @@ def value_range(arr: Any) -> tuple[Any, Any]:
     return arr.min().item(), arr.max().item()
 
 
+def check_range(arr: Any, name: str, owner: str, low: int, high: int | None) -> None:
+    """Refuse values of ``arr`` (array or tensor) outside [low, high); nothing to check when empty."""
+    if _size(arr):
+        got = value_range(arr)
+        if out_of_range(got, low, high):
+            raise range_error(name, owner, low, high, got)
+
+
 def check_label_values(labels: Any, name: str, owner: str, num_classes: int) -> Any:
     """Integer labels of any shape with values in [0, num_classes); a tensor stays a tensor.
 
@@ -154,10 +162,7 @@ def check_label_values(labels: Any, name: str, owner: str, num_classes: int) -> 
     for a GPU tensor).
     """
     arr = integer_array(labels, name, owner, ndim=None, allow_empty=True)
-    if _size(arr):
-        got = value_range(arr)
-        if out_of_range(got, 0, num_classes):
-            raise range_error(name, owner, 0, num_classes, got)
+    check_range(arr, name, owner, 0, num_classes)
     return arr
 
 
@@ -170,10 +175,7 @@ def check_labels(labels: Any, name: str, owner: str, num_classes: int, *,
     arr = integer_array(labels, name, owner, length=length, allow_empty=True)
     if is_tensor(arr):
         arr = arr.detach().cpu().numpy()
-    if arr.size:
-        got = value_range(arr)
-        if out_of_range(got, 0, num_classes):
-            raise range_error(name, owner, 0, num_classes, got)
+    check_range(arr, name, owner, 0, num_classes)
     return arr.astype(np.int64, copy=False)
 
 

@@ -1,4 +1,8 @@
-"""Metrics computed from sufficient statistics: confusion matrices, class statistics, covers."""
+"""Metrics computed from sufficient statistics: confusion matrices, class statistics, covers.
+
+Every streaming metric is an :class:`Accumulator` (declared state; reset, merge, all_reduce,
+state_dict, to and pickling written once in :mod:`hypbias.metrics.base`).
+"""
 
 from hypbias.metrics.accuracy import (
     convergence_epoch,
@@ -8,6 +12,7 @@ from hypbias.metrics.accuracy import (
     relative_gain,
     residual_relative_error,
 )
+from hypbias.metrics.base import Accumulator, State
 from hypbias.metrics.collapse import (
     ClassStatistics,
     NearestMeanMismatch,
@@ -33,12 +38,14 @@ from hypbias.metrics.manifold import (
 )
 
 __all__ = [
+    "Accumulator",
     "ClassStatistics",
     "ConfusionMatrix",
     "HierarchicalMistakes",
     "NearestMeanMismatch",
     "PearsonAccumulator",
     "SpaceStatistics",
+    "State",
     "class_mean_distances",
     "convergence_epoch",
     "cophenetic_correlation",

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from hypbias._validation import check_float, check_range, integer_array
 from hypbias.labelspace import LabelSpace
 
 
@@ -118,20 +119,25 @@ def convergence_epoch(curve: Any, q: float = 0.95, epochs: Any = None) -> np.nda
     curve : array of shape (..., E)
         Accuracy (or relative accuracy: the result is the same) per epoch.
     q : float in (0, 1]
-    epochs : array of shape (E,), optional
-        Epoch numbers of the columns; default ``0 .. E-1`` (column 0 = before training).
+    epochs : int array of shape (E,), optional
+        Epoch numbers (>= 0) of the columns; default ``0 .. E-1`` (column 0 = before training).
 
     Returns
     -------
     array of shape (...,) of epoch numbers (float, NaN for an all-NaN curve).
     """
-    if not 0 < q <= 1:
-        raise ValueError(f"The 'q' parameter of convergence_epoch must be in (0, 1]. Got {q!r} instead.")
+    owner = "convergence_epoch"
+    q = check_float(q, "q", owner, low=0, high=1, low_open=True)
     rel = relative_accuracy(curve)
-    e = rel.shape[-1]
-    epochs = np.arange(e) if epochs is None else np.asarray(epochs)
-    if epochs.shape != (e,):
-        raise ValueError(f"The 'epochs' parameter must have shape ({e},). Got {epochs.shape} instead.")
+    e = rel.shape[-1] if rel.ndim else 0
+    if e == 0:
+        raise ValueError(f"The 'curve' parameter of {owner} must have at least one epoch on its "
+                         f"last axis. Got shape {rel.shape} instead.")
+    if epochs is None:
+        epochs = np.arange(e)
+    else:
+        epochs = np.asarray(integer_array(epochs, "epochs", owner, length=e))
+        check_range(epochs, "epochs", owner, 0, None)
     reached = np.nan_to_num(rel, nan=-np.inf) >= q * (1 - 1e-12)
     first = np.argmax(reached, axis=-1)
     out = epochs[first].astype(np.float64)

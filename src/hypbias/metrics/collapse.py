@@ -2,14 +2,18 @@
 
 Papyan et al. (2020) define neural collapse on the fine classes H; the paper (§3.3, Eq. 33–34)
 extends it to a superclass space S. Every quantity of every space follows from three float64
-sufficient statistics of the fine classes, accumulated in one pass over the penultimate features:
+statistics of the fine classes, accumulated in one pass over the penultimate features:
 
 * ``counts`` n_c, shape (C,);
-* ``sums`` Σ_{i: y_i = c} h_i, shape (C, D);
-* ``second_moment`` Σ_i h_i h_iᵀ, shape (D, D), pooled over all classes.
+* ``means`` μ_c, shape (C, D) (zero rows for classes without samples);
+* ``scatter`` N Σ_W(H) = Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ, shape (D, D), pooled over classes.
 
-All three add over batches, shards and processes, so merging is exact. Then
-N Σ_W(H) = Σ_i h_i h_iᵀ − Σ_c n_c μ_c μ_cᵀ, and in a space S (DESIGN.md §2)
+Means and centred scatter, not raw sums and moments: Σ_i h_i h_iᵀ − Σ_c n_c μ_c μ_cᵀ loses about
+‖μ‖² · 1e-16 to cancellation, a relative error of 4e-5 in NC1 once features sit 1e6 from the
+origin; centred statistics keep it at the rounding of the features themselves. Two sets of
+statistics merge exactly (Chan, Golub and LeVeque 1979): with n = n_a + n_b and δ = μ_b − μ_a per
+class, μ = μ_a + δ n_b / n and the scatter gains Σ_c (n_a n_b / n) δ δᵀ. Then in a space S
+(DESIGN.md §2)
 
     Σ_W(S) = Σ_W(H) + (1/N) Σ_c n_c (μ_c − μ_{s(c)})(μ_c − μ_{s(c)})ᵀ,
 
@@ -29,57 +33,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from hypbias._validation import check_int
 from hypbias.labelspace import LabelSpace
-
-_STATE = ("counts", "sums", "second_moment")
-
-
-def _as_tensor(value: Any, name: str, owner: str) -> torch.Tensor:
-    """``value`` as a tensor (NumPy arrays and lists are converted on the CPU)."""
-    if isinstance(value, torch.Tensor):
-        return value
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(
-            f"The '{name}' parameter of {owner} must be a numeric array or tensor. "
-            f"Got dtype {arr.dtype} instead."
-        )
-    return torch.as_tensor(np.ascontiguousarray(arr))
-
-
-def _check_features(features: Any, dim: int, owner: str) -> torch.Tensor:
-    h = _as_tensor(features, "features", owner)
-    if h.ndim != 2 or h.shape[1] != dim or not h.is_floating_point():
-        raise ValueError(
-            f"The 'features' parameter of {owner} must be a float array of shape (n, {dim}). "
-            f"Got shape {tuple(h.shape)} and dtype {h.dtype} instead."
-        )
-    return h
-
-
-def _check_labels(labels: Any, n: int, num_classes: int, owner: str) -> torch.Tensor:
-    y = _as_tensor(labels, "labels", owner)
-    if y.ndim != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise ValueError(
-            f"The 'labels' parameter of {owner} must be a 1-d integer array. "
-            f"Got shape {tuple(y.shape)} and dtype {y.dtype} instead."
-        )
-    if y.shape[0] != n:
-        raise ValueError(
-            f"The 'labels' parameter of {owner} must have length {n} to match the features. "
-            f"Got {y.shape[0]} instead."
-        )
-    if n:
-        low, high = (int(v) for v in torch.aminmax(y))
-        if low < 0 or high >= num_classes:
-            raise ValueError(
-                f"The 'labels' parameter of {owner} must hold values in [0, {num_classes}). "
-                f"Got values in [{low}, {high}] instead."
-            )
-    return y
+from hypbias.metrics._inputs import as_tensor, check_values, features_and_labels, finite_features
+from hypbias.metrics.base import Accumulator, State
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -141,13 +99,14 @@ class SpaceStatistics:
         return q
 
 
-class ClassStatistics:
+class ClassStatistics(Accumulator):
     """Streaming per-class statistics of penultimate features, in float64.
 
-    Accumulates counts, per-class sums and the pooled second moment Σ_i h_i h_iᵀ (module
-    docstring); from them follow class means, the global mean and Σ_W exactly, in the fine space
-    and in any label space (:meth:`compute`). State adds over batches (:meth:`update`), shards
-    (:meth:`merge`) and processes (:meth:`all_reduce`).
+    Accumulates counts n_c, class means μ_c and the pooled within-class scatter
+    Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ (module docstring); from them follow the global mean and
+    Σ_W exactly, in the fine space and in any label space (:meth:`compute`). Batches
+    (:meth:`update`), shards (:meth:`merge`) and processes (:meth:`all_reduce`) combine by Chan et
+    al.'s pairwise formula, exact up to float64 rounding whatever the order.
 
     Parameters
     ----------
@@ -161,9 +120,12 @@ class ClassStatistics:
 
     Notes
     -----
-    Σ_W comes from raw moments, so its absolute rounding error is about 1e-16 · ‖μ‖²: relative to
-    Σ_W that is negligible unless features are ~1e7 times farther from the origin than they
-    spread within a class.
+    A batch adds Σ_i (h_i − a_{y_i})(h_i − μ'_{y_i})ᵀ to the scatter, where μ' are the updated
+    means and a the previous means (for a class new in the batch, its first sample): the batch
+    form of Welford's update, one (D, n) × (n, D) product as for raw moments. Every
+    difference is taken before squaring, so the precision does not depend on how far the features
+    sit from the origin (relative NC1 error 4e-5 with raw moments at an offset of 1e6, ~1e-10 with
+    these; tests/test_collapse.py).
 
     Examples
     --------
@@ -173,124 +135,63 @@ class ClassStatistics:
     ([2.0, 0.0, 1.0], [1.0, 1.0])
     """
 
+    states = (State("counts", ("num_classes",)),
+              State("means", ("num_classes", "dim"), reduce="custom"),
+              State("scatter", ("dim", "dim"), reduce="custom"))
+
     def __init__(self, num_classes: int, dim: int,
                  device: torch.device | str | None = None) -> None:
         self.num_classes = check_int(num_classes, "num_classes", "ClassStatistics", low=1)
         self.dim = check_int(dim, "dim", "ClassStatistics", low=1)
-        self._follow = device is None
-        self._device = torch.device("cpu" if device is None else device)
-        self.reset()
+        super().__init__(device)
 
-    # ------------------------------------------------------------------ state
-    def reset(self) -> None:
-        """Forget every sample (the device is kept)."""
-        c, d = self.num_classes, self.dim
-        opts = {"dtype": torch.float64, "device": self._device}
-        self.counts = torch.zeros(c, **opts)
-        self.sums = torch.zeros(c, d, **opts)
-        self.second_moment = torch.zeros(d, d, **opts)
-        self._fresh = True
-        self._within: torch.Tensor | None = None
-
-    @property
-    def device(self) -> torch.device:
-        """The device of the state."""
-        return self._device
-
-    def to(self, device: torch.device | str) -> ClassStatistics:
-        """Move the state to ``device``; later batches are moved there. Returns ``self``."""
-        self._follow = False
-        self._move(torch.device(device))
-        return self
-
-    def _move(self, device: torch.device) -> None:
-        self._device = device
-        for name in _STATE:
-            setattr(self, name, getattr(self, name).to(device))
-        self._within = None
+    def signature(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes, "dim": self.dim}
 
     def update(self, features: Any, labels: Any) -> None:
         """Add a batch.
 
         Parameters
         ----------
-        features : tensor or array of shape (n, D)
-            Penultimate features (any float dtype, any device).
+        features : tensor or array of shape (n, D), n >= 1
+            Penultimate features (any float dtype, any device), finite.
         labels : tensor or array of int, shape (n,)
             Fine labels in [0, C).
         """
-        owner = "ClassStatistics.update"
-        h = _check_features(features, self.dim, owner)
-        y = _check_labels(labels, h.shape[0], self.num_classes, owner)
-        if self._fresh and self._follow and h.device != self._device:
-            self._move(h.device)
-        h = h.to(self._device, torch.float64)
-        y = y.to(self._device, torch.int64)
-        self.counts += torch.bincount(y, minlength=self.num_classes).to(torch.float64)
-        self.sums.index_add_(0, y, h)
-        self.second_moment.addmm_(h.T, h)
-        self._fresh = False
-        self._within = None
+        h, y = features_and_labels(features, labels, self.dim, self.num_classes,
+                                   "ClassStatistics.update")
+        dev = self._device_for(h.device)
+        h, y = h.to(dev, torch.float64), y.to(dev, torch.int64)
+        batch_counts = torch.bincount(y, minlength=self.num_classes).to(torch.float64)
+        shift = self._shift(h, y, batch_counts > 0)
+        total = self.counts + batch_counts
+        d = h - shift[y]
+        step = torch.zeros_like(self.means).index_add_(0, y, d) / total.clamp(min=1)[:, None]
+        cross = d.T @ (d - step[y])  # Σ (h − a)(h − μ')ᵀ with μ' = a + step
+        self.scatter += (cross + cross.T) / 2
+        self.counts, self.means = total, shift + step
 
-    def merge(self, other: ClassStatistics) -> ClassStatistics:
-        """Add the state of ``other`` (another shard of the same data). Returns ``self``."""
-        if not isinstance(other, ClassStatistics) or (other.num_classes, other.dim) != (
-            self.num_classes, self.dim
-        ):
-            got = (f"{other.num_classes} classes and dim {other.dim}"
-                   if isinstance(other, ClassStatistics) else type(other).__name__)
-            raise ValueError(
-                "The 'other' parameter of ClassStatistics.merge must be a ClassStatistics with "
-                f"{self.num_classes} classes and dim {self.dim}. Got {got} instead."
-            )
-        for name in _STATE:
-            getattr(self, name).add_(getattr(other, name).to(self._device))
-        self._fresh = self._fresh and other._fresh
-        self._within = None
-        return self
+    def _shift(self, h: torch.Tensor, y: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Per class, the reference a of :meth:`update`, shape (C, D).
 
-    def all_reduce(self) -> None:
-        """Sum the state over all processes when ``torch.distributed`` is initialised.
-
-        Every process must call it. With the NCCL backend a state still on the CPU is moved to
-        the current CUDA device first. Without an initialised process group it does nothing.
+        The current mean for classes seen before; for classes new in this batch their first sample
+        (any point of the class keeps the differences small); 0 for classes absent from both.
         """
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        if dist.get_backend() == "nccl" and self._device.type != "cuda":
-            self._move(torch.device("cuda", torch.cuda.current_device()))
-        for name in _STATE:
-            dist.all_reduce(getattr(self, name), op=dist.ReduceOp.SUM)
-        self._fresh = False
-        self._within = None
+        n = torch.arange(len(y), device=y.device)
+        first = torch.full((self.num_classes,), len(y) - 1, device=y.device).scatter_reduce_(
+            0, y, n, "amin")
+        fresh = torch.where(present[:, None], h[first], 0.0)
+        return torch.where((self.counts > 0)[:, None], self.means, fresh)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """The state as CPU tensors: ``counts`` (C,), ``sums`` (C, D), ``second_moment`` (D, D)."""
-        return {name: getattr(self, name).detach().cpu().clone() for name in _STATE}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Replace the state by ``state`` (as written by :meth:`state_dict`)."""
-        shapes = {"counts": (self.num_classes,), "sums": (self.num_classes, self.dim),
-                  "second_moment": (self.dim, self.dim)}
-        missing = [name for name in _STATE if name not in state]
-        if missing:
-            raise ValueError(
-                f"The 'state' parameter of ClassStatistics.load_state_dict lacks the key "
-                f"'{missing[0]}'. Got keys {sorted(state)} instead."
-            )
-        tensors = {}
-        for name, shape in shapes.items():
-            value = _as_tensor(state[name], name, "ClassStatistics.load_state_dict")
-            if tuple(value.shape) != shape:
-                raise ValueError(
-                    f"The '{name}' entry of ClassStatistics.load_state_dict must have shape "
-                    f"{shape}. Got {tuple(value.shape)} instead."
-                )
-            tensors[name] = value.to(self._device, torch.float64).clone()
-        for name, value in tensors.items():
-            setattr(self, name, value)
-        self._fresh = False
-        self._within = None
+    def merge_custom(self, other: ClassStatistics) -> None:
+        """Chan et al.'s pairwise merge of the means and scatters (counts are summed afterwards)."""
+        counts = other.counts.to(self._device)
+        total = self.counts + counts
+        weight = counts / total.clamp(min=1)  # n_b / n, 0 where neither has samples
+        delta = other.means.to(self._device) - self.means
+        spread = delta * (self.counts * weight).sqrt()[:, None]  # rows sqrt(n_a n_b / n) δ
+        self.scatter = self.scatter + other.scatter.to(self._device) + spread.T @ spread
+        self.means = self.means + delta * weight[:, None]
 
     # ------------------------------------------------------------------ derived
     @property
@@ -299,24 +200,14 @@ class ClassStatistics:
         return int(self.counts.sum())
 
     @property
-    def means(self) -> torch.Tensor:
-        """Class means μ_c (Eq. 24), shape (C, D); NaN rows for classes without samples."""
-        return self.sums / self.counts[:, None]
-
-    @property
     def global_mean(self) -> torch.Tensor:
         """μ_G, the mean of all samples, shape (D,)."""
-        return self.sums.sum(dim=0) / self.counts.sum()
+        return self.counts @ self.means / self.counts.sum()
 
     @property
     def within_covariance(self) -> torch.Tensor:
-        """Σ_W(H) = (1/N) Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ (Eq. 26), shape (D, D); cached."""
-        if self._within is None:
-            seen = self.counts > 0
-            sums = self.sums[seen]
-            scatter = self.second_moment - sums.T @ (sums / self.counts[seen, None])
-            self._within = scatter / self.counts.sum()
-        return self._within
+        """Σ_W(H) = (1/N) Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ (Eq. 26), shape (D, D)."""
+        return self.scatter / self.counts.sum()
 
     def compute(self, space: LabelSpace | None = None) -> SpaceStatistics:
         """Statistics of the fine space (``space=None``) or of ``space``, from the fine ones.
@@ -329,12 +220,11 @@ class ClassStatistics:
             return SpaceStatistics(self.counts, self.means, self.global_mean,
                                    self.within_covariance, None)
         _check_space(space, self.num_classes, "ClassStatistics.compute")
-        onehot = _membership(space, self.sums)
+        onehot = _membership(space, self.means)
         counts = self.counts @ onehot
-        means = (onehot.T @ self.sums) / counts[:, None]
-        # Classes without samples have zero sums, so clamping their count gives them weight 0.
-        fine_means = self.sums / self.counts.clamp(min=1)[:, None]
-        spread = (fine_means - onehot @ means) * (self.counts / self.counts.sum()).sqrt()[:, None]
+        means = (onehot.T @ (self.means * self.counts[:, None])) / counts[:, None]
+        # Classes without samples have zero counts, so their rows of the spread vanish.
+        spread = (self.means - onehot @ means) * (self.counts / self.counts.sum()).sqrt()[:, None]
         return SpaceStatistics(counts, means, self.global_mean, self.within_covariance, spread)
 
     def __repr__(self) -> str:
@@ -381,22 +271,25 @@ def _check_classifier(stats: ClassStatistics, weight: Any, bias: Any,
             f"Got {type(stats).__name__} instead."
         )
     c, d = stats.num_classes, stats.dim
-    w = _as_tensor(weight, "weight", owner).detach()
+    w = as_tensor(weight, "weight", owner).detach()
     if tuple(w.shape) != (c, d):
         raise ValueError(
             f"The 'weight' parameter of {owner} must have shape ({c}, {d}) to match the "
             f"statistics. Got {tuple(w.shape)} instead."
         )
     w = w.to(stats.device, torch.float64)
+    check_values([], [("weight", w)], owner)
     if bias is None:
         return w, None
-    b = _as_tensor(bias, "bias", owner).detach()
+    b = as_tensor(bias, "bias", owner).detach()
     if tuple(b.shape) != (c,):
         raise ValueError(
             f"The 'bias' parameter of {owner} must have shape ({c},) to match the statistics. "
             f"Got {tuple(b.shape)} instead."
         )
-    return w, b.to(stats.device, torch.float64)
+    b = b.to(stats.device, torch.float64)
+    check_values([], [("bias", b)], owner)
+    return w, b
 
 
 # ---------------------------------------------------------------------------- pure metrics
@@ -483,13 +376,15 @@ def angle_equality(vectors: torch.Tensor) -> tuple[float, float]:
     Returns
     -------
     equiangularity : float
-        Sample std (ddof = 1) of the cosines, each pair s < s' counted once (the cosine matrix is
-        symmetric); NaN for K = 2.
+        Sample std (ddof = 1) over all K(K − 1) off-diagonal entries of the cosine matrix, each
+        pair s ≠ s' counted twice, as the code of the paper's first author (and DESIGN.md §2)
+        computes it; 0 for K = 2, where the one pair's two entries are equal.
     max_angle : float
         Mean over pairs s ≠ s' of |cos(s, s') + 1/(K − 1)| (Papyan et al.).
     """
     cos = _pair_cosines(vectors)
-    return _std_mean(cos)[0], float((cos + 1.0 / (vectors.shape[0] - 1)).abs().mean())
+    off_diagonal = torch.cat([cos, cos])  # entries (s, s') and (s', s) of the symmetric matrix
+    return _std_mean(off_diagonal)[0], float((cos + 1.0 / (vectors.shape[0] - 1)).abs().mean())
 
 
 def self_duality(weight: torch.Tensor, centered_means: torch.Tensor) -> float:
@@ -546,13 +441,17 @@ def neural_collapse(stats: ClassStatistics, weight: Any, bias: Any = None,
     }
 
 
-class NearestMeanMismatch:
+class NearestMeanMismatch(Accumulator):
     """Streaming NC4 (Eq. 32) for several label spaces: the second pass, fed batch by batch.
 
     Per space S with K groups, a sample counts as a mismatch when argmax_s ⟨w_s, h⟩ + b_s (w_s, b_s
     by Eq. 34) differs from argmin_s ‖h − μ_s‖ (sample-weighted means from ``stats``). The
     classifiers and means of all spaces are stacked into one (2 Σ K, D) matrix, so a chunk of
-    features costs one float64 matrix product on its own device, however many spaces.
+    features costs one float64 matrix product on its own device, however many spaces. Features
+    are centred on the global mean first, which changes neither decision and keeps the distances
+    free of cancellation when features sit far from the origin.
+
+    State: ``mismatches`` (one count per space) and ``total``, int64, summed over shards.
 
     Parameters
     ----------
@@ -563,80 +462,67 @@ class NearestMeanMismatch:
     spaces : mapping of name to LabelSpace, or to None for the fine space
     chunk_size : int
         Rows per matrix product (bounds memory at chunk_size × 2 Σ K float64 values).
+    device : torch.device or str, optional
+        Where the state lives; by default that of ``stats`` until the first batch, then the batch's.
     """
 
+    states = (State("mismatches", ("num_spaces",), torch.int64), State("total", (), torch.int64))
+    buffers = ("_proto", "_offset", "_center")
+
     def __init__(self, stats: ClassStatistics, weight: Any, bias: Any,
-                 spaces: Mapping[str, LabelSpace | None], *, chunk_size: int = 4096) -> None:
+                 spaces: Mapping[str, LabelSpace | None], *, chunk_size: int = 4096,
+                 device: torch.device | str | None = None) -> None:
         owner = "NearestMeanMismatch"
         self.chunk_size = check_int(chunk_size, "chunk_size", owner, low=1)
         w, b = _check_classifier(stats, weight, bias, owner)
-        if b is None:
-            b = torch.zeros(stats.num_classes, dtype=torch.float64, device=stats.device)
         if not isinstance(spaces, Mapping) or not spaces:
             raise ValueError(
                 f"The 'spaces' parameter of {owner} must be a non-empty mapping of names to "
                 f"LabelSpace or None. Got {spaces!r} instead."
             )
+        self._center = stats.global_mean
+        b = (torch.zeros_like(w[:, 0]) if b is None else b) + w @ self._center
+        self._stack(stats, w, b, spaces, owner)
+        self.names = list(spaces)
+        self.num_spaces = len(self.names)
+        self.dim = stats.dim
+        super().__init__(device)
+
+    def _stack(self, stats: ClassStatistics, w: torch.Tensor, b: torch.Tensor,
+               spaces: Mapping[str, LabelSpace | None], owner: str) -> None:
+        """Rows: every space's classifier, then every space's centred means (‖h‖² drops out)."""
         classifiers, centers, sizes = [], [], []
         for name, space in spaces.items():
-            if space is None:
-                ws, bs = w, b
-            else:
+            if space is not None:
                 _check_space(space, stats.num_classes, owner)
-                ws, bs = superclass_classifier(w, b, space)
+            ws, bs = (w, b) if space is None else superclass_classifier(w, b, space)
             group = stats.compute(space)
             _require_samples(group, f"space '{name}'")
+            means = group.means - self._center
             classifiers.append((ws, bs))
-            centers.append((-2.0 * group.means, group.means.square().sum(dim=1)))
+            centers.append((-2.0 * means, means.square().sum(dim=1)))
             sizes.append(group.num_groups)
-        # Rows: every space's classifier, then every space's means (‖h‖² drops out of argmin).
         self._proto = torch.cat([c[0] for c in classifiers] + [c[0] for c in centers])
         self._offset = torch.cat([c[1] for c in classifiers] + [c[1] for c in centers])
         self._bounds = np.cumsum([0, *sizes]).tolist()
-        self.names = list(spaces)
-        self.dim = stats.dim
-        self.reset()
 
-    def reset(self) -> None:
-        """Forget the counts (the classifiers and means are kept)."""
-        self.mismatches = torch.zeros(len(self.names), dtype=torch.int64,
-                                      device=self._proto.device)
-        self.total = torch.zeros((), dtype=torch.int64, device=self._proto.device)
+    def signature(self) -> dict[str, Any]:
+        return {"spaces": self.names, "groups": self._bounds}
 
     def update(self, features: Any) -> None:
-        """Count a batch of features of shape (n, D) (any float dtype, any device)."""
-        h = _check_features(features, self.dim, "NearestMeanMismatch.update")
-        if h.device != self._proto.device:  # follow the batches, like ClassStatistics
-            self._proto, self._offset = self._proto.to(h.device), self._offset.to(h.device)
-            self.mismatches, self.total = self.mismatches.to(h.device), self.total.to(h.device)
+        """Count a batch of features of shape (n, D) (any float dtype, any device), finite."""
+        h = finite_features(features, self.dim, "NearestMeanMismatch.update")
+        dev = self._device_for(h.device)
         split = self._bounds[-1]
-        for chunk in h.split(self.chunk_size):
-            scores = torch.addmm(self._offset, chunk.to(torch.float64), self._proto.T)
-            for i in range(len(self.names)):
+        for chunk in h.to(dev).split(self.chunk_size):
+            scores = torch.addmm(self._offset, chunk.to(torch.float64) - self._center,
+                                 self._proto.T)
+            for i in range(self.num_spaces):
                 lo, hi = self._bounds[i], self._bounds[i + 1]
                 pred = scores[:, lo:hi].argmax(dim=1)
                 nearest = scores[:, split + lo:split + hi].argmin(dim=1)
                 self.mismatches[i] += (pred != nearest).sum()
         self.total += h.shape[0]
-
-    def merge(self, other: NearestMeanMismatch) -> NearestMeanMismatch:
-        """Add the counts of ``other`` (built for the same spaces). Returns ``self``."""
-        if not isinstance(other, NearestMeanMismatch) or other.names != self.names:
-            raise ValueError(
-                "The 'other' parameter of NearestMeanMismatch.merge must count the spaces "
-                f"{self.names}. Got {getattr(other, 'names', type(other).__name__)} instead."
-            )
-        self.mismatches += other.mismatches.to(self.mismatches.device)
-        self.total += other.total.to(self.total.device)
-        return self
-
-    def all_reduce(self) -> None:
-        """Sum the counts over processes when ``torch.distributed`` is initialised (all call)."""
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        counts = torch.cat([self.mismatches, self.total[None]])
-        dist.all_reduce(counts, op=dist.ReduceOp.SUM)
-        self.mismatches, self.total = counts[:-1], counts[-1]
 
     def compute(self) -> dict[str, float]:
         """NC4 share in [0, 1] per space name."""

@@ -8,72 +8,56 @@ import numpy as np
 import torch
 
 from hypbias._validation import check_int
+from hypbias.metrics._inputs import logits_and_targets
+from hypbias.metrics.base import Accumulator, State
 
 
-class ConfusionMatrix:
+class ConfusionMatrix(Accumulator):
     """Accumulates M[i, j] = number of samples of true class i predicted as j.
 
-    One ``torch.bincount`` per batch on the batch's device, int64 state, so shards merge exactly by
-    addition (:meth:`merge`, :meth:`all_reduce`).
+    One ``torch.bincount`` per batch on the batch's device, int64 state (C, C), so shards merge
+    exactly by addition (:meth:`merge`, :meth:`all_reduce`).
 
     Parameters
     ----------
     num_classes : int
         C.
+    device : torch.device or str, optional
+        Where the state lives; by default it follows the first batch.
+
+    Examples
+    --------
+    >>> cm = ConfusionMatrix(3)
+    >>> cm.update(torch.tensor([[2.0, 1.0, 0.0], [0.0, 1.0, 3.0]]), torch.tensor([0, 1]))
+    >>> cm.compute().tolist()
+    [[1, 0, 0], [0, 0, 1], [0, 0, 0]]
     """
 
-    def __init__(self, num_classes: int) -> None:
-        self.num_classes = check_int(num_classes, "num_classes", "ConfusionMatrix", low=1)
-        self._counts: torch.Tensor | None = None
+    states = (State("counts", ("num_classes", "num_classes"), torch.int64),)
 
-    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        """Add a batch: ``logits`` of shape (N, C) (or predictions of shape (N,)), ``targets`` (N,)."""
+    def __init__(self, num_classes: int, device: torch.device | str | None = None) -> None:
+        self.num_classes = check_int(num_classes, "num_classes", "ConfusionMatrix", low=1)
+        super().__init__(device)
+
+    def signature(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes}
+
+    def update(self, logits: Any, targets: Any) -> None:
+        """Add a batch.
+
+        Parameters
+        ----------
+        logits : tensor or array of shape (N, C), finite; or integer predictions of shape (N,)
+        targets : tensor or array of int, shape (N,), values in [0, C)
+        """
         c = self.num_classes
-        preds = logits.argmax(dim=1) if logits.ndim == 2 else logits
-        if logits.ndim == 2 and logits.shape[1] != c:
-            raise ValueError(
-                f"The 'logits' parameter of ConfusionMatrix.update must have {c} columns. "
-                f"Got shape {tuple(logits.shape)} instead."
-            )
-        if preds.shape != targets.shape:
-            raise ValueError(
-                f"ConfusionMatrix.update: {preds.shape[0]} predictions but targets of shape "
-                f"{tuple(targets.shape)}"
-            )
-        flat = torch.bincount(targets.long() * c + preds.long(), minlength=c * c)
-        if flat.numel() != c * c:
-            raise ValueError(f"ConfusionMatrix.update: a target or prediction is outside [0, {c})")
-        if self._counts is None:
-            self._counts = flat
-        else:
-            self._counts += flat.to(self._counts.device)
+        scores, y = logits_and_targets(logits, targets, c, "ConfusionMatrix.update",
+                                       predictions=True)
+        preds = scores.argmax(dim=1) if scores.ndim == 2 else scores
+        dev = self._device_for(scores.device)
+        flat = torch.bincount(y.long() * c + preds.long(), minlength=c * c)
+        self.counts += flat.view(c, c).to(dev)
 
     def compute(self) -> np.ndarray:
         """The matrix, array of shape (C, C) of int64."""
-        if self._counts is None:
-            return np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
-        return self._counts.view(self.num_classes, self.num_classes).cpu().numpy().astype(np.int64)
-
-    def reset(self) -> None:
-        self._counts = None
-
-    def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
-        """Add another shard's counts into this one; returns self."""
-        if other.num_classes != self.num_classes:
-            raise ValueError("ConfusionMatrix.merge: the matrices have different numbers of classes")
-        if other._counts is not None:
-            if self._counts is None:
-                self._counts = other._counts.clone()
-            else:
-                self._counts += other._counts.to(self._counts.device)
-        return self
-
-    def all_reduce(self, device: Any = None) -> None:
-        """Sum the counts over the processes of ``torch.distributed`` (no-op when not initialised)."""
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        if self._counts is None:
-            self._counts = torch.zeros(self.num_classes**2, dtype=torch.int64, device=device)
-        dist.all_reduce(self._counts)
+        return self.counts.cpu().numpy().astype(np.int64)

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 
 from hypbias._validation import check_float, check_int, check_labels
+from hypbias.metrics._inputs import as_tensor, check_values
+from hypbias.metrics.base import Accumulator, State
 
 _CHUNK_ELEMENTS = 1 << 24
 """Distance-matrix entries per chunk (64 MB in float32) when ``chunk_size`` is not given."""
@@ -237,8 +239,10 @@ def cover_distance(covers_matrix: Any) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------- correlation
-class PearsonAccumulator:
+class PearsonAccumulator(Accumulator):
     """Pearson's r from float64 sums that merge by addition (n, Σx, Σy, Σx², Σy², Σxy).
+
+    State: ``sums``, shape (6,), on the device of the first batch.
 
     >>> acc = PearsonAccumulator()
     >>> acc.update(np.array([1.0, 2.0]), np.array([2.0, 4.0]))
@@ -247,35 +251,36 @@ class PearsonAccumulator:
     1.0
     """
 
-    def __init__(self) -> None:
-        self.reset()
+    states = (State("sums", (6,)),)
 
-    def reset(self) -> None:
-        """Forget every pair."""
-        self.sums = np.zeros(6, dtype=np.float64)
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        super().__init__(device)
 
     @classmethod
     def from_sums(cls, n: float, sx: float, sy: float, sxx: float, syy: float,
                   sxy: float) -> PearsonAccumulator:
         """An accumulator holding the given sums (n pairs, Σx, Σy, Σx², Σy², Σxy)."""
         acc = cls()
-        acc.sums += np.array([n, sx, sy, sxx, syy, sxy], dtype=np.float64)
+        acc.load_state_dict({"sums": torch.tensor([n, sx, sy, sxx, syy, sxy], dtype=torch.float64)})
         return acc
 
     def update(self, x: Any, y: Any) -> None:
-        """Add the pairs (x[k], y[k]); arrays (or CPU tensors) of equal shape."""
-        x = np.asarray(x, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
-        self.sums += np.array([x.size, x.sum(), y.sum(), (x * x).sum(), (y * y).sum(),
-                               (x * y).sum()])
-
-    def merge(self, other: PearsonAccumulator) -> None:
-        """Add another accumulator's pairs."""
-        self.sums += other.sums
+        """Add the pairs (x[k], y[k]): finite, non-empty arrays or tensors of equal shape."""
+        owner = "PearsonAccumulator.update"
+        xs, ys = as_tensor(x, "x", owner), as_tensor(y, "y", owner)
+        if xs.shape != ys.shape or xs.numel() == 0:
+            raise ValueError(f"The 'y' parameter of {owner} must have the non-empty shape of x "
+                             f"{tuple(xs.shape)}. Got {tuple(ys.shape)} instead.")
+        xs = xs.detach().reshape(-1).to(torch.float64)
+        ys = ys.detach().reshape(-1).to(xs.device, torch.float64)
+        check_values([], [("x", xs), ("y", ys)], owner)
+        self.sums += torch.stack([xs.new_tensor(float(xs.numel())), xs.sum(), ys.sum(),
+                                  xs.square().sum(), ys.square().sum(), (xs * ys).sum()]).to(
+            self._device_for(xs.device))
 
     def compute(self) -> float:
         """Pearson's r of every pair added; NaN when either variable is constant."""
-        n, sx, sy, sxx, syy, sxy = self.sums
+        n, sx, sy, sxx, syy, sxy = self.sums.tolist()
         cov = n * sxy - sx * sy
         var = (n * sxx - sx * sx) * (n * syy - sy * sy)
         if n < 2 or var <= 0:
@@ -305,7 +310,8 @@ def cophenetic_correlation(d_feature: Any, d_hierarchy: Any) -> float:
         )
     iu = np.triu_indices(len(f), k=1)
     acc = PearsonAccumulator()
-    acc.update(f[iu], w[iu])
+    if len(iu[0]):
+        acc.update(f[iu], w[iu])
     return acc.compute()
 
 
