@@ -1,7 +1,7 @@
 """Every accumulator through one harness (tests/harness.py) against plain float64 NumPy references.
 
 Each reference below is written independently of hypbias: counts by ``np.add.at``, means and
-scatter in two passes, LCA distances from root paths of a nested dict, nearest means by ``cdist``,
+scatter in two passes, LCA distances from root paths (tests/lca_reference.py), nearest means by ``cdist``,
 Pearson's r by ``np.corrcoef``. A new accumulator without a case here fails
 :func:`test_every_accumulator_has_a_case`.
 """
@@ -42,6 +42,7 @@ from hypbias.metrics import (
     NearestMeanMismatch,
     PearsonAccumulator,
 )
+from lca_reference import NESTED, reference_lca_distances
 
 # ---------------------------------------------------------------------------- confusion matrix
 C = 6
@@ -122,38 +123,7 @@ def _nc4_reference(rows):
 
 
 # ---------------------------------------------------------------------------- hierarchical
-NESTED = {"a": {"a1": ["c0", "c1", "c2"], "a2": ["c3"]},
-          "b": {"b1": {"b11": ["c4", "c5"]}, "c6": None},
-          "c": ["c7", "c8", "c9"]}
 TREE = Hierarchy.from_nested(NESTED)
-
-
-def _paths(tree, prefix=("root",)) -> dict[str, tuple[str, ...]]:
-    """Root-to-leaf paths of a nested dict/list tree, by leaf name."""
-    out = {}
-    items = tree.items() if isinstance(tree, dict) else ((leaf, None) for leaf in tree)
-    for name, sub in items:
-        out.update(_paths(sub, (*prefix, name)) if sub else {name: (*prefix, name)})
-    return out
-
-
-def reference_lca_distances(convention: str) -> np.ndarray:
-    """LCA distances of NESTED's leaves c0..c9 from their root paths alone."""
-    paths = _paths(NESTED)
-    leaves = [paths[f"c{i}"] for i in range(10)]
-    tree_height = max(len(p) for p in leaves) - 1
-
-    def height(node: str) -> int:  # longest path down to a leaf
-        return max(p[::-1].index(node) for p in leaves if node in p)
-
-    out = np.zeros((10, 10), dtype=np.int64)
-    for i, p in enumerate(leaves):
-        for j, q in enumerate(leaves):
-            if i != j:
-                common = next(k for k in range(len(p)) if k >= len(q) or p[k] != q[k])
-                lca = p[common - 1]
-                out[i, j] = height(lca) if convention == "height" else tree_height - (common - 1)
-    return out
 
 
 def _mistakes_reference(convention: str, ks=(1, 3, 10)):
