@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -70,8 +72,27 @@ def test_convergence_epoch():
     assert convergence_epoch(relative_accuracy(acc[0]), q=0.95) == 2
     assert convergence_epoch(acc[0], epochs=np.array([0, 5, 10, 15, 20])) == 10
     assert np.isnan(convergence_epoch(np.full(3, np.nan)))
-    with pytest.raises(ValueError, match=r"The 'q' parameter of convergence_epoch must be in \(0, 1\]"):
-        convergence_epoch(acc, q=1.5)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(q=1.5), "The 'q' parameter of convergence_epoch must be a finite float in (0, 1]. "
+                  "Got 1.5 instead."),
+    (dict(q=0), "The 'q' parameter of convergence_epoch must be a finite float in (0, 1]. "
+                "Got 0 instead."),
+    (dict(epochs=[0.0, 1.0, 2.0]), "The 'epochs' parameter of convergence_epoch must be a 1-d "
+                                   "integer array. Got shape (3,) and dtype float64 instead."),
+    (dict(epochs=[0, 1]), "The 'epochs' parameter of convergence_epoch must have length 3. "
+                          "Got 2 instead."),
+    (dict(epochs=[-1, 0, 1]), "The 'epochs' parameter of convergence_epoch must hold values "
+                              ">= 0. Got values in [-1, 1] instead."),
+    (dict(curve=np.zeros((2, 0))), "The 'curve' parameter of convergence_epoch must have at "
+                                   "least one epoch on its last axis. Got shape (2, 0) instead."),
+])
+def test_convergence_epoch_refuses_bad_input(kwargs, message):
+    args = {"curve": np.array([10.0, 50.0, 90.0]), **kwargs}
+    with pytest.raises(ValueError, match=re.escape(message[:40])) as info:
+        convergence_epoch(**args)
+    assert str(info.value) == message
 
 
 def test_confusion_shape_errors():

@@ -1,12 +1,15 @@
-"""Tracker and ConfusionMatrix: exact counts, batching and merge invariance, epoch bookkeeping."""
+"""Tracker and ConfusionMatrix: exact counts, refusal of bad batches, epoch bookkeeping.
+
+Batching, merging and persistence of ConfusionMatrix are in tests/test_accumulators.py.
+"""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
 
 from hypbias import Tracker
 from hypbias.metrics.confusion import ConfusionMatrix
@@ -19,28 +22,59 @@ def reference_confusion(y: np.ndarray, pred: np.ndarray, c: int) -> np.ndarray:
     return m
 
 
-@given(st.integers(1, 300), st.integers(1, 64), st.integers(0, 10**6))
-def test_confusion_invariant_to_batching_and_merging(n, batch, seed):
-    c = 7
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(n, c, generator=g)
-    y = torch.randint(0, c, (n,), generator=g)
-    expected = reference_confusion(y.numpy(), logits.argmax(1).numpy(), c)
-    whole, shard_a, shard_b = ConfusionMatrix(c), ConfusionMatrix(c), ConfusionMatrix(c)
-    for k, start in enumerate(range(0, n, batch)):
-        sl = slice(start, start + batch)
-        whole.update(logits[sl], y[sl])
-        (shard_a if k % 2 else shard_b).update(logits[sl], y[sl])
-    np.testing.assert_array_equal(whole.compute(), expected)
-    np.testing.assert_array_equal(shard_a.merge(shard_b).compute(), expected)
+def test_confusion_counts_predictions_given_as_labels():
+    cm = ConfusionMatrix(4)
+    cm.update(torch.tensor([0, 3, 3, 1]), torch.tensor([0, 3, 2, 2]))
+    np.testing.assert_array_equal(cm.compute(), reference_confusion(
+        np.array([0, 3, 2, 2]), np.array([0, 3, 3, 1]), 4))
 
 
-def test_confusion_errors():
-    cm = ConfusionMatrix(3)
-    with pytest.raises(ValueError, match="must have 3 columns. Got shape \\(2, 4\\)"):
-        cm.update(torch.zeros(2, 4), torch.zeros(2, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
-        cm.update(torch.zeros(2, 3), torch.tensor([0, 5]))
+LOGITS = torch.eye(4)[[0, 1, 2]]
+OWNER = "ConfusionMatrix.update"
+
+
+@pytest.mark.parametrize(("logits", "targets", "message"), [
+    (torch.tensor([5, 0]), torch.tensor([0, 1]),  # once counted as cell (1, 1): 100% accuracy
+     f"The 'logits' parameter of {OWNER} must hold values in [0, 4). Got values in [0, 5] instead."),
+    (LOGITS, torch.tensor([0.0, 1.0, 2.7]),  # once truncated to 2
+     f"The 'targets' parameter of {OWNER} must be a 1-d integer array. Got shape (3,) and dtype "
+     "torch.float32 instead."),
+    (LOGITS, torch.tensor([True, False, True]),
+     f"The 'targets' parameter of {OWNER} must be a 1-d integer array. Got shape (3,) and dtype "
+     "torch.bool instead."),
+    (LOGITS, torch.tensor([0, -1, 2]),  # once a raw torch error
+     f"The 'targets' parameter of {OWNER} must hold values in [0, 4). Got values in [-1, 2] "
+     "instead."),
+    (LOGITS, torch.tensor([0, 1, 4]),
+     f"The 'targets' parameter of {OWNER} must hold values in [0, 4). Got values in [0, 4] "
+     "instead."),
+    (torch.tensor([[float("nan"), 0.0, 0.0, 0.0]]), torch.tensor([1]),  # once predicted class 0
+     f"The 'logits' parameter of {OWNER} must be finite. Got 1 non-finite values (the first: nan) "
+     "instead."),
+    (torch.zeros(2, 5), torch.tensor([0, 1]),
+     f"The 'logits' parameter of {OWNER} must be a non-empty float array of shape (n, 4). Got "
+     "shape (2, 5) and dtype torch.float32 instead."),
+    (torch.zeros(0, 4), torch.zeros(0, dtype=torch.long),
+     f"The 'logits' parameter of {OWNER} must be a non-empty float array of shape (n, 4). Got "
+     "shape (0, 4) and dtype torch.float32 instead."),
+    (LOGITS, torch.tensor([0, 1]),
+     f"The 'targets' parameter of {OWNER} must have length 3. Got 2 instead."),
+    (LOGITS, torch.tensor([[0, 1, 2]]),
+     f"The 'targets' parameter of {OWNER} must be a 1-d integer array. Got shape (1, 3) and dtype "
+     "torch.int64 instead."),
+])
+def test_tracker_update_refuses_bad_batches(logits, targets, message):
+    tracker = Tracker(4)
+    with pytest.raises(ValueError, match=re.escape(message[:40])) as info:
+        tracker.update(logits, targets)
+    assert str(info.value) == message
+    tracker.update(LOGITS, torch.tensor([0, 1, 1]))  # a refused batch leaves nothing behind
+    tracker.end_epoch(0)
+    np.testing.assert_array_equal(tracker.confusion()[0], reference_confusion(
+        np.array([0, 1, 1]), np.array([0, 1, 2]), 4))
+
+
+def test_confusion_matrix_needs_classes():
     with pytest.raises(ValueError, match="num_classes' parameter of ConfusionMatrix must be an int >= 1"):
         ConfusionMatrix(0)
 

@@ -128,11 +128,12 @@ def convergence_epoch(curve: Any, q: float = 0.95, epochs: Any = None) -> np.nda
     """
     owner = "convergence_epoch"
     q = check_float(q, "q", owner, low=0, high=1, low_open=True)
-    rel = relative_accuracy(curve)
-    e = rel.shape[-1] if rel.ndim else 0
+    curve = np.asarray(curve, dtype=np.float64)
+    e = curve.shape[-1] if curve.ndim else 0
     if e == 0:
         raise ValueError(f"The 'curve' parameter of {owner} must have at least one epoch on its "
-                         f"last axis. Got shape {rel.shape} instead.")
+                         f"last axis. Got shape {curve.shape} instead.")
+    rel = relative_accuracy(curve)
     if epochs is None:
         epochs = np.arange(e)
     else:
