@@ -1,4 +1,5 @@
-"""``hypbias hierarchy show|stats|export``: look at a class hierarchy and its label spaces.
+"""``hypbias hierarchy show|stats|export|learn``: look at a class hierarchy and its label spaces, or
+learn one from a run.
 
 Where the hierarchy comes from (one of):
 
@@ -11,6 +12,10 @@ Where the hierarchy comes from (one of):
   ``cifar100``, ``dbpedia``; for ``imagenet``/``imagefolder`` only the class folder names are read).
 
 Nodes that are wnids are shown with their WordNet name (``n02084071 dog``).
+
+``learn RUN_DIR``: cluster a class distance read from the run directory into a binary hierarchy
+(:mod:`hypbias.analysis.learned_hierarchy`), print how it compares with the run's hierarchy, write
+it with ``--out`` and attach it and its analysis to the run with ``--attach``.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                     "(.json, .yaml, .csv, .nwk)")
     for q in (show, stats, export):
         _add_source_arguments(q)
+    _add_learn_parser(actions)
     for q in (stats, export):
         group = q.add_mutually_exclusive_group()
         group.add_argument("--level", type=int, help="the label space cut at this tree depth")
@@ -68,7 +74,38 @@ def _add_source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="the dataset's folder on disk")
 
 
+def _add_learn_parser(actions: argparse._SubParsersAction) -> None:
+    learn = actions.add_parser(
+        "learn", help="learn a hierarchy from a run directory by agglomerative clustering",
+        description="Cluster a class distance stored in a run directory into a binary hierarchy "
+                    "(internal nodes L1 = root .. L{C-1}), compare it with the run's hierarchy "
+                    "(CCC of LCA heights, adjusted Rand index of cuts), and measure hypernym bias "
+                    "under it from the stored confusion matrices (--attach).",
+    )
+    learn.add_argument("run_dir", metavar="RUN_DIR", help="a hypbias run directory")
+    learn.add_argument("--from", dest="distance_from", choices=("confusion", "means", "covers"),
+                       default="confusion",
+                       help="confusion: 1 - (P + P^T)/2 of the row-normalised confusion matrix "
+                            "(default); means: distances between the final class means (nc.npz); "
+                            "covers: not stored in a run directory (refused)")
+    learn.add_argument("--split", default=None,
+                       help="split of the confusion matrix (default: a tracked split other than "
+                            "the evaluated one, train when tracked)")
+    learn.add_argument("--epoch", type=int, default=None,
+                       help="epoch of the confusion matrix (default: the first whose fine accuracy "
+                            "reaches half its best on that split)")
+    learn.add_argument("--method", choices=("average", "complete", "ward"), default="average",
+                       help="linkage rule (default average)")
+    learn.add_argument("--out", default=None,
+                       help="write the hierarchy to this file (.json, .yaml, .csv, .nwk)")
+    learn.add_argument("--attach", action="store_true",
+                       help="write learned_hierarchy.json and learned_hierarchy_analysis.json into "
+                            "the run directory; 'hypbias report' then shows them")
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.action == "learn":
+        return learn(args)
     hierarchy, spaces = load_source(args)
     if args.action == "show":
         print(render_tree(hierarchy, depth=args.depth, max_children=args.max_children))
@@ -85,6 +122,42 @@ def main(args: argparse.Namespace) -> int:
     else:
         write_space(hierarchy, space, out)
     print(f"wrote {out}")
+    return 0
+
+
+def learn(args: argparse.Namespace) -> int:
+    """``hypbias hierarchy learn``: learn, compare, write and (with ``--attach``) attach."""
+    from hypbias.analysis import learned_hierarchy as lh
+    from hypbias.hierarchy.files import FORMATS, write_hierarchy
+    from hypbias.rundir import RunDir
+
+    if args.out is None and not args.attach:
+        raise ConfigError("hypbias hierarchy learn needs --out FILE, --attach or both")
+    out = None if args.out is None else Path(args.out)
+    if out is not None and out.suffix.lower() not in FORMATS:
+        raise ConfigError(f"--out {out}: unknown hierarchy format {out.suffix!r} "
+                          f"(use {', '.join(FORMATS)})")
+    run = RunDir(Path(args.run_dir))
+    if not run.path.is_dir():
+        raise DataError(f"{run.path}: no such run directory")
+    learned, origin = lh.learn_from_run(run, args.distance_from, split=args.split,
+                                        epoch=args.epoch, method=args.method)
+    print(f"learned a binary hierarchy of {learned.num_classes} classes from "
+          f"{origin.describe()}")
+    if args.attach:
+        analysis = lh.analyse_learned(run, learned, origin)
+    else:
+        analysis = lh.compare_hierarchies(learned, run.hierarchy, run.spaces.hypernyms)
+    cuts = ", ".join(f"{c['space']} {c['ari']:.2f}" for c in analysis["cuts"])
+    print(f"against {run.path / 'hierarchy.json'}: CCC of LCA heights {analysis['ccc']:.3f}; "
+          f"adjusted Rand index of the cuts: {cuts}")
+    if out is not None:
+        write_hierarchy(learned, out)
+        print(f"wrote {out}")
+    if args.attach:
+        lh.attach_learned(run, learned, analysis)
+        print(lh.learned_finding(analysis))
+        print(f"attached {run.file(lh.HIERARCHY_FILE)} and {run.file(lh.ANALYSIS_FILE)}")
     return 0
 
 
