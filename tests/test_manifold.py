@@ -179,8 +179,22 @@ def test_pearson_accumulator_merges_by_addition(rng):
     left, right = PearsonAccumulator(), PearsonAccumulator()
     left.update(x[:20], y[:20])
     right.update(torch.from_numpy(x[20:]), torch.from_numpy(y[20:]))
-    left.merge(right)
+    assert left.merge(right) is left
     assert left.compute() == pytest.approx(pearsonr(x, y)[0], abs=1e-12)
+
+
+@pytest.mark.parametrize(("x", "y", "message"), [
+    ([1.0, np.nan], [1.0, 2.0], "The 'x' parameter of PearsonAccumulator.update must be finite. "
+                                "Got 1 non-finite values (the first: nan) instead."),
+    ([1.0, 2.0], [1.0, 2.0, 3.0], "The 'y' parameter of PearsonAccumulator.update must have the "
+                                  "non-empty shape of x (2,). Got (3,) instead."),
+    ([], [], "The 'y' parameter of PearsonAccumulator.update must have the non-empty shape of x "
+             "(0,). Got (0,) instead."),
+])
+def test_pearson_accumulator_refuses_bad_pairs(x, y, message):
+    with pytest.raises(ValueError, match=re.escape(message[:40])) as info:
+        PearsonAccumulator().update(np.array(x), np.array(y))
+    assert str(info.value) == message
 
 
 def test_class_mean_distances_match_numpy(rng):
