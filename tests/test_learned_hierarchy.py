@@ -229,9 +229,8 @@ def run_dir(tmp_path, tree):
         for split, n in (("val", 30), ("train", 80))})
     top = LabelSpace.from_hierarchy(tree, level=1).t
     means = 3.0 * np.eye(3)[top] + 0.1 * rng.normal(size=(tree.num_classes, 3))
-    counts = np.full(tree.num_classes, 80)
-    run.write_npz("nc.npz", {"counts": counts, "sums": means * counts[:, None],
-                             "epoch": np.array(EPOCHS)})
+    run.write_npz("nc.npz", {"counts": np.full(tree.num_classes, 80.0), "means": means,
+                             "scatter": np.eye(3), "epoch": np.array(EPOCHS)})
     return path
 
 
@@ -321,6 +320,18 @@ def test_bad_inputs_give_one_line_errors(capsys, run_dir, args, message):
     assert len(err.strip().splitlines()) == 1
     assert message in err
     assert not (run_dir / lh.ANALYSIS_FILE).exists()
+
+
+def test_class_means_of_older_run_directories_are_read_from_sums(run_dir):
+    with np.load(run_dir / "nc.npz") as data:
+        counts, means = data["counts"], data["means"]
+    learned, origin = lh.learn_from_run(RunDir(run_dir), "means")
+    assert (origin.split, origin.epoch) == ("train", EPOCHS)
+    RunDir(run_dir).write_npz("nc.npz", {"counts": counts, "sums": means * counts[:, None],
+                                         "epoch": np.array(EPOCHS)})
+    legacy, _ = lh.learn_from_run(RunDir(run_dir), "means")
+    assert learned.to_dict() == legacy.to_dict()
+    assert learned.to_dict() == learn_hierarchy(class_mean_distance(means), learned.classes).to_dict()
 
 
 def test_missing_nc_file_is_named(capsys, run_dir):

@@ -91,7 +91,8 @@ def learn_from_run(run: RunDir, source: str = "confusion", *, split: str | None 
     source : ``"confusion"``: D = 1 − (P + Pᵀ)/2 of the row-normalised confusion matrix of ``split``
         at ``epoch`` (``confusion.npz``). ``"means"``: Euclidean distances between the class means of
         the final class statistics (``nc.npz``: means = sums / counts; their split and epoch are fixed
-        by the run, and ``split``/``epoch`` must match them when given). ``"covers"`` raises
+        by the run, and ``split``/``epoch`` must match them when given; older run directories store
+        ``sums``, divided by ``counts``). ``"covers"`` raises
         :class:`DataError`: a run directory keeps no cover matrix.
     split : default: the first tracked split other than the evaluated one (``train`` preferred); the
         evaluated split itself only when the run tracks no other.
@@ -154,10 +155,12 @@ def _mean_distance(run: RunDir, split: str | None, epoch: int | None
         raise DataError(f"{path}: missing: --from means needs the final class statistics, which a "
                         "run keeps when it tracks neural collapse (nc.every > 0)")
     with np.load(path) as data:
-        missing = [k for k in ("counts", "sums", "epoch") if k not in data.files]
+        # class means; run directories written before ClassStatistics kept means stored sums
+        stored = "means" if "means" in data.files else "sums"
+        missing = [k for k in ("counts", stored, "epoch") if k not in data.files]
         if missing:
             raise DataError(f"{path}: no array {missing[0]!r} (it holds {', '.join(data.files)})")
-        counts, sums, stored_epoch = data["counts"], data["sums"], int(data["epoch"])
+        counts, values, stored_epoch = data["counts"], data[stored], int(data["epoch"])
     stored_split = str(run.config["nc"]["split"])
     if split is not None and split != stored_split:
         raise DataError(f"{path}: holds the class statistics of the {stored_split!r} split only; "
@@ -165,10 +168,11 @@ def _mean_distance(run: RunDir, split: str | None, epoch: int | None
     if epoch is not None and epoch != stored_epoch:
         raise DataError(f"{path}: holds the class statistics of epoch {stored_epoch} only; "
                         f"got epoch {epoch}")
-    if counts.shape != (len(sums),) or (counts <= 0).any():
-        raise DataError(f"{path}: 'counts' must be positive, one per row of 'sums' {sums.shape}; "
-                        f"got shape {counts.shape}, minimum {counts.min():g}")
-    return stored_split, stored_epoch, class_mean_distance(sums / counts[:, None])
+    if counts.shape != (len(values),) or (counts <= 0).any():
+        raise DataError(f"{path}: 'counts' must be positive, one per row of {stored!r} "
+                        f"{values.shape}; got shape {counts.shape}, minimum {counts.min():g}")
+    means = values if stored == "means" else values / counts[:, None]
+    return stored_split, stored_epoch, class_mean_distance(means)
 
 
 # ---------------------------------------------------------------------------- comparison
