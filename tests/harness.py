@@ -16,11 +16,13 @@ case through the same lifecycle:
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 from hypbias.metrics import Accumulator
@@ -53,6 +55,13 @@ class Case:
     result: Callable[[Accumulator], Any]
     rtol: float = 1e-10
     atol: float = 1e-12
+
+
+def assert_refused(call: Callable[[], Any], message: str) -> None:
+    """``call()`` raises ``ValueError`` with exactly ``message``."""
+    with pytest.raises(ValueError, match=re.escape(message[:40])) as info:
+        call()
+    assert str(info.value) == message
 
 
 def assert_close(got: Any, want: Any, rtol: float, atol: float, where: str = "result") -> None:
