@@ -196,6 +196,18 @@ def test_adjusted_rand_index_checks_its_inputs():
         adjusted_rand_index([0.5, 1.0], [0, 1])
 
 
+@pytest.mark.parametrize(("learned", "given", "sd", "want"), [
+    ((3, 9.0), (3, 7.0), 0.5, "stronger"),      # gaps 6 and 4
+    ((4, 7.0), (3, 7.0), 0.5, "weaker"),        # gaps 3 and 4
+    ((4, 7.0), (3, 7.0), 1.0, "as strong"),     # a difference of 1 within the sd
+    ((None, 7.0), (3, 7.0), 0.5, "not comparable"),
+])
+def test_bias_comparison(learned, given, sd, want):
+    row = {"learned": learned[0], "random_learned": learned[1], "random_learned_sd": sd,
+           "given": given[0], "random_given": given[1], "random_given_sd": 0.1}
+    assert lh.bias_comparison(row) == want
+
+
 # ---------------------------------------------------------------------------- a fabricated run
 EPOCHS = 6
 

@@ -296,57 +296,56 @@ def read_learned(run: RunDir) -> dict[str, Any] | None:
         raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
 
 
-def _tau(value: float | None) -> str:
-    return "never" if value is None else f"{value:g}"
-
-
-def _mean_sd(mean: float | None, sd: float | None) -> str:
-    return "never" if mean is None else f"{mean:.1f} ± {sd or 0.0:.1f}"
-
-
 def bias_gap(tau: float | None, tau_random: float | None) -> float | None:
     """τ(R) − τ(S): how many epochs earlier S converges than random groupings of its sizes."""
     return None if tau is None or tau_random is None else tau_random - tau
 
 
-def learned_finding(analysis: dict[str, Any]) -> str:
-    """One paragraph: how well the learned tree matches the given one, and hypernym bias under both.
+def bias_comparison(row: dict[str, Any]) -> str:
+    """``stronger``, ``weaker``, ``as strong`` or ``not comparable``: hypernym bias under the
+    learned tree against the given one for one row of :func:`learned_convergence`.
 
-    Hypernym bias under a tree is measured by the gap τ(R_n) − τ(S_n) against random draws of the
-    same group sizes; it is called stronger (weaker) under the learned tree when that gap is larger
-    (smaller) by more than the larger sd of the two sets of random draws, equal otherwise.
+    Hypernym bias under a tree is the gap τ(R_n) − τ(S_n) against random draws of the same group
+    sizes; a difference of gaps within the larger sd of the two sets of draws counts as equal.
     """
+    learned = bias_gap(row["learned"], row["random_learned"])
+    given = bias_gap(row["given"], row["random_given"])
+    if learned is None or given is None:
+        return "not comparable"
+    spread = max(row["random_learned_sd"] or 0.0, row["random_given_sd"] or 0.0)
+    if abs(learned - given) <= spread:
+        return "as strong"
+    return "stronger" if learned > given else "weaker"
+
+
+def learned_finding(analysis: dict[str, Any]) -> str:
+    """One paragraph: how well the learned tree matches the given one, and hypernym bias under both
+    (:func:`bias_comparison` per hypernym space)."""
     origin = analysis["learned_from"]
     what = "confusion matrix" if origin["source"] == "confusion" else "class means"
     cuts = ", ".join(f"{c['space']} {c['ari']:.2f}" for c in analysis["cuts"])
     conv = analysis["convergence"]
-    clauses = []
-    for row in conv["spaces"]:
-        gaps = {kind: bias_gap(row[kind], row[f"random_{kind}"]) for kind in ("learned", "given")}
-        spread = max(row["random_learned_sd"] or 0.0, row["random_given_sd"] or 0.0)
-        if None in gaps.values():
-            verdict = "not comparable (a space never converged)"
-        elif abs(gaps["learned"] - gaps["given"]) <= spread:
-            verdict = (f"gaps {gaps['learned']:.1f} and {gaps['given']:.1f} epochs, equal within "
-                       "the sd of the random draws")
-        else:
-            verdict = (f"gaps {gaps['learned']:.1f} and {gaps['given']:.1f} epochs, hypernym bias "
-                       f"{'stronger' if gaps['learned'] > gaps['given'] else 'weaker'} under the "
-                       "learned tree")
-        clauses.append(
-            f"{row['space']} learned at epoch {_tau(row['learned'])} against "
-            f"{_mean_sd(row['random_learned'], row['random_learned_sd'])} for its random draws, "
-            f"given at {_tau(row['given'])} against "
-            f"{_mean_sd(row['random_given'], row['random_given_sd'])}: {verdict}"
-        )
+    rows = conv["spaces"]
+
+    def gaps(kind: str) -> str:
+        return ", ".join("never" if (g := bias_gap(r[kind], r[f"random_{kind}"])) is None
+                         else f"{g:.1f}" for r in rows)
+
+    verdicts = [bias_comparison(r) for r in rows]
+    counts = ", ".join(f"{v} in {verdicts.count(v)}" for v in
+                       ("stronger", "as strong", "weaker", "not comparable") if v in verdicts)
     circular = (" The hierarchy was learned from the evaluated split itself, which favours it."
                 if origin["circular"] else "")
     return (
         f"Learned from the {origin['split']} split's {what} at epoch {origin['epoch']} "
         f"({origin['method']} linkage), the hierarchy has a CCC of {analysis['ccc']:.2f} with the "
-        f"given one (LCA heights), and its cuts agree with the given ones at ARI {cuts}. "
-        f"Epoch of {100 * conv['q']:.0f}% convergence on the {origin['evaluated']} split (random "
-        f"draws: mean ± sd over {conv['draws']}): {'; '.join(clauses)}.{circular}"
+        f"given one (LCA heights); its cuts agree with the given ones at ARI {cuts}. On the "
+        f"{origin['evaluated']} split, hypernyms converge ahead of random groupings of the same "
+        f"sizes by τ(R) − τ(S) = {gaps('learned')} epochs ({', '.join(r['space'] for r in rows)}) "
+        f"under the learned tree and {gaps('given')} under the given one (τ at "
+        f"{100 * conv['q']:.0f}%, R the mean of {conv['draws']} draws): hypernym bias under the "
+        f"learned tree is {counts} of {len(rows)} spaces (a difference within the sd of the random "
+        f"draws counts as equal).{circular}"
     )
 
 
@@ -358,6 +357,7 @@ __all__ = [
     "LearnedFrom",
     "analyse_learned",
     "attach_learned",
+    "bias_comparison",
     "bias_gap",
     "compare_hierarchies",
     "learn_from_run",

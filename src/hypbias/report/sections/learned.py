@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from hypbias.analysis.learned_hierarchy import (
     HIERARCHY_FILE,
+    bias_comparison,
     bias_gap,
     learned_finding,
     read_learned,
@@ -33,19 +34,20 @@ def learned_table(analysis: dict[str, Any]) -> str:
     """One row per compared cut: ARI and, for the run's hypernym spaces, τ under both trees."""
     taus = {row["space"]: row for row in analysis["convergence"]["spaces"]}
     head = ("space", "groups", "ARI", "learned group sizes", "τ S given", "τ R given",
-            "τ S learned", "τ R learned", "τ(R) − τ(S) given", "τ(R) − τ(S) learned")
+            "τ S learned", "τ R learned", "τ(R) − τ(S) given", "τ(R) − τ(S) learned",
+            "bias under the learned tree")
     rows = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
     for cut in analysis["cuts"]:
         t = taus.get(cut["space"])
         sizes = ", ".join(map(str, sorted(cut["learned_sizes"], reverse=True)))
         cells = [html.escape(cut["space"]), str(cut["groups"]), f"{cut['ari']:.2f}", sizes]
         if t is None:
-            cells += [""] * 6
+            cells += [""] * 7
         else:
             cells += [_cell(t["given"]), _cell(t["random_given"], t["random_given_sd"]),
                       _cell(t["learned"]), _cell(t["random_learned"], t["random_learned_sd"]),
                       _cell(bias_gap(t["given"], t["random_given"])),
-                      _cell(bias_gap(t["learned"], t["random_learned"]))]
+                      _cell(bias_gap(t["learned"], t["random_learned"])), bias_comparison(t)]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     rows.append("</table>")
     return "".join(rows)
