@@ -83,8 +83,8 @@ def straightforward(features: np.ndarray, labels: np.ndarray, weight: np.ndarray
 def largest_difference(a: dict, b: dict) -> tuple[float, str]:
     """Largest |a − b| / max(|b|, 1e-6) over every space and metric, and where it occurs.
 
-    The floor keeps metrics that are zero in theory (max-angle with 2 groups) from dividing
-    rounding noise by rounding noise. Both NaN (equiangularity with 2 groups) counts as equal.
+    The floor keeps metrics that are zero in theory (max-angle and equiangularity with 2 groups)
+    from dividing rounding noise by rounding noise. Both NaN counts as equal.
     """
     worst, where = 0.0, ""
     for space, metrics in b.items():
