@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness import assert_refused
 from hypbias import LabelSpace
 
 
@@ -103,3 +104,27 @@ def test_bad_names_counts_and_accuracy():
         s.theoretical_accuracy(120.0, [1, 1])
     with pytest.raises(ValueError, match="The 'seed' parameter of random_isomorphic must be an int >= 0"):
         s.random_isomorphic(-1)
+
+
+@pytest.mark.parametrize("labels", [np.array([[0, 4], [2, 1]]), torch.tensor([3, 0, 4]),
+                                    torch.tensor(2), np.zeros(0, dtype=int), [1, 2]])
+def test_label_values_check_accepts_integer_labels_of_any_shape(labels):
+    """The check LabelSpace.apply uses: any shape, NumPy or torch (kept as given), values in [0, C)."""
+    from hypbias._validation import check_label_values
+
+    out = check_label_values(labels, "labels", "LabelSpace.apply", 5)
+    assert isinstance(out, torch.Tensor) == isinstance(labels, torch.Tensor)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(labels))
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    (np.array([[0, 5]]), "must hold values in [0, 5). Got values in [0, 5] instead."),
+    (torch.tensor([-1, 2]), "must hold values in [0, 5). Got values in [-1, 2] instead."),
+    (np.array([0.0, 1.5]), "must be an integer array. Got shape (2,) and dtype float64 instead."),
+    (torch.tensor([True]), "must be an integer array. Got shape (1,) and dtype torch.bool instead."),
+])
+def test_label_values_check_refuses_bad_labels(labels, message):
+    from hypbias._validation import check_label_values
+
+    assert_refused(lambda: check_label_values(labels, "labels", "LabelSpace.apply", 5),
+                   f"The 'labels' parameter of LabelSpace.apply {message}")
