@@ -9,7 +9,6 @@ import torch
 from collapse_reference import reference_collapse
 from hypbias.errors import ConfigError
 from hypbias.experiment import run_experiment
-from hypbias.metrics import mistake_severity
 from hypbias.models import create
 from hypbias.train.config import load_config
 from hypbias.train.loop import build_bundle
@@ -52,12 +51,32 @@ def test_collapse_rows_equal_direct_numpy_computation(nc_run):
             assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (name, key)
 
 
+def numpy_mistake_metrics(logits: np.ndarray, y: np.ndarray, hierarchy, ks) -> dict[str, float]:
+    """Mistake severity and hier_dist@k with d = H − depth(LCA), from root paths, sample by sample."""
+    paths = [[*reversed(hierarchy.ancestors(c)), name] for c, name in enumerate(hierarchy.classes)]
+    height = max(len(p) for p in paths) - 1
+
+    def distance(i: int, j: int) -> int:
+        if i == j:
+            return 0
+        shared = next(k for k, (a, b) in enumerate(zip(paths[i], paths[j], strict=False)) if a != b)
+        return height - (shared - 1)
+
+    ranked = np.argsort(-logits, axis=1, kind="stable")
+    d = np.array([[distance(t, c) for c in row[:max(ks)]] for t, row in zip(y, ranked, strict=True)])
+    wrong = ranked[:, 0] != y
+    return {"mistake_severity": float(d[wrong, 0].mean()),
+            **{f"hier_dist@{k}": float(d[:, :k].mean()) for k in ks}}
+
+
 def test_mistake_severity_rows_equal_direct_computation(nc_run):
     _, bundle, _, _, val_logits = _final_outputs(nc_run)
     m = nc_run.metrics
-    got = m[(m.epoch == 2) & (m.split == "val") & (m.metric == "mistake_severity")].value.item()
-    assert got == pytest.approx(mistake_severity(val_logits, bundle.val.y, bundle.hierarchy))
-    assert {"hier_dist@1", "hier_dist@5", "hier_dist@20"} <= set(m.metric)
+    last = m[(m.epoch == 2) & (m.split == "val") & (m.space == "H")].set_index("metric").value
+    expected = numpy_mistake_metrics(val_logits.double().numpy(), np.asarray(bundle.val.y),
+                                     bundle.hierarchy, (1, 5, 20))
+    for metric, value in expected.items():
+        assert last[metric] == pytest.approx(value, rel=1e-9), metric
 
 
 def test_collapse_section_in_report(nc_run):
@@ -90,17 +109,27 @@ def test_bad_nc_sections(override, message, tmp_path):
 def test_final_class_statistics_are_saved_and_give_the_same_collapse(nc_run):
     from hypbias.metrics import ClassStatistics, neural_collapse
 
+    model, bundle, _, feats, _ = _final_outputs(nc_run)
     with np.load(nc_run.file("nc.npz")) as data:
         saved = {k: data[k] for k in data.files}
     assert int(saved["epoch"]) == 2
-    stats = ClassStatistics(*saved["sums"].shape)
-    stats.load_state_dict({k: torch.from_numpy(saved[k]) for k in ("counts", "sums", "second_moment")})
+    h, y = feats.double().numpy(), bundle.train.labels()
+    c = bundle.num_classes
+    means = np.stack([h[y == k].mean(axis=0) for k in range(c)])
+    centred = h - means[y]
+    np.testing.assert_array_equal(saved["counts"], np.bincount(y, minlength=c))
+    np.testing.assert_allclose(saved["means"], means, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(saved["scatter"], centred.T @ centred, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(saved["weight"], model.head.weight.detach().numpy())
+    np.testing.assert_array_equal(saved["bias"], model.head.bias.detach().numpy())
+    stats = ClassStatistics(c, h.shape[1])
+    stats.load_state_dict({k: saved[k] for k in ("counts", "means", "scatter")})
     space = nc_run.spaces.hypernyms["S4"]
-    again = neural_collapse(stats, torch.from_numpy(saved["weight"]), torch.from_numpy(saved["bias"]), space)
-    m = nc_run.metrics
-    last = m[(m.epoch == 2) & (m.split == "train") & (m.space == "S4")].set_index("metric").value
+    again = neural_collapse(stats, saved["weight"], saved["bias"], space)
+    w, b = saved["weight"].astype(np.float64), saved["bias"].astype(np.float64)
+    expected = reference_collapse(h, y, w, b, space.t)
     for key, value in again.items():
-        assert value == pytest.approx(last[key], rel=1e-9)
+        assert value == pytest.approx(expected[key], rel=1e-5, abs=1e-9), key
 
 
 def test_random_draw_means_are_written(nc_run):
