@@ -1,4 +1,5 @@
-"""EMA of weights: the recursion by hand, BatchNorm buffers, swapping in, checkpoint round trip."""
+"""EMA of weights: the recursion by hand, BatchNorm buffers, swapping in, checkpoint round trip,
+resumption without a trace, and torch's AveragedModel underneath."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import pytest
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from hypbias.train.ema import ModelEMA
 
@@ -125,3 +127,49 @@ def test_mismatched_model_is_reported():
     ema = ModelEMA(_net(), 0.9)
     with pytest.raises(ValueError, match="state_dict keys differ"):
         ema.update(nn.Linear(4, 3))
+
+
+def test_float32_recursion_is_reproduced_bit_for_bit():
+    """The same float32 arithmetic as a per-tensor lerp (what the hand-written EMA computed)."""
+    model = _net().train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    ema = ModelEMA(model, 0.7)
+    assert isinstance(ema.averaged, AveragedModel)
+    expected = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    for step in range(5):
+        _train_step(model, opt, step)
+        ema.update(model)
+        for key, value in model.state_dict().items():
+            expected[key] = (torch.lerp(expected[key], value, 0.3) if value.is_floating_point()
+                             else value.clone())
+    for key, avg in ema.shadow.items():
+        assert torch.equal(avg, expected[key]), key
+
+
+def test_resuming_from_a_state_dict_continues_exactly():
+    def run(split_at: int | None) -> dict[str, torch.Tensor]:
+        model = _net().train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        ema = ModelEMA(model, 0.6)
+        for step in range(6):
+            if step == split_at:  # a restart: a fresh average loaded from the saved state
+                saved = torch.load(_save(ema.state_dict()), weights_only=True)
+                ema = ModelEMA(model, 0.1)
+                ema.load_state_dict(saved)
+            _train_step(model, opt, step)
+            ema.update(model)
+        assert ema.num_updates == 6
+        return ema.shadow
+
+    whole, resumed = run(None), run(3)
+    for key, value in whole.items():
+        assert torch.equal(value, resumed[key]), key
+
+
+def _save(state):
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer

@@ -1,34 +1,62 @@
 """Exponential moving average of a model's weights (App. B.1, used for MobileNet-V3).
 
 After every optimiser step, ``update(model)`` sets ``θ_ema ← d · θ_ema + (1 − d) · θ`` for every
-floating-point entry of the model's ``state_dict``: parameters and BatchNorm running statistics
-alike, so the averaged weights come with matching normalisation statistics. Integer buffers
-(BatchNorm's ``num_batches_tracked``) are copied. The averaged weights are evaluated by swapping
-them into the model (:meth:`ModelEMA.swapped`) rather than keeping a second model.
+floating-point parameter and buffer: BatchNorm running statistics are averaged with the weights, so
+the averaged weights come with matching normalisation statistics. Integer buffers (BatchNorm's
+``num_batches_tracked``) are copied. The average is PyTorch's own
+``torch.optim.swa_utils.AveragedModel`` with ``get_ema_multi_avg_fn(d)`` (``use_buffers=True``),
+started from the model's weights at construction; it is evaluated by swapping it into the model
+(:meth:`ModelEMA.swapped`), so hooks and wrappers on the model see the averaged weights.
 
-Pass the unwrapped model (not a ``DistributedDataParallel`` or compiled wrapper) so that the keys
-stay the same however the model is run. The update launches a few fused kernels and never
-synchronises with the device.
+Pass the unwrapped model (not a ``DistributedDataParallel`` or compiled wrapper) so that the names
+stay the same however the model is run.
 """
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+
+def _ema_or_copy(decay: float) -> Callable[[list[torch.Tensor], list[torch.Tensor], Any], None]:
+    """``get_ema_multi_avg_fn(decay)`` for floating-point tensors; integer ones are copied.
+
+    AveragedModel calls it once per (device, dtype) group, so each list has one dtype. (The
+    torch function would blend integer counters and truncate the result.)
+    """
+    ema = get_ema_multi_avg_fn(decay)
+
+    def average(averaged: list[torch.Tensor], current: list[torch.Tensor], count: Any) -> None:
+        if averaged[0].is_floating_point():
+            ema(averaged, current, count)
+        else:
+            torch._foreach_copy_(averaged, current)
+
+    return average
+
+
+def _names(model: nn.Module) -> list[str]:
+    """Parameter then buffer names, in the order AveragedModel pairs them."""
+    return [n for n, _ in model.named_parameters()] + [n for n, _ in model.named_buffers()]
 
 
 class ModelEMA:
-    """Moving average of ``model.state_dict()``, kept on the model's device.
+    """Moving average of a model's parameters and buffers, kept on the model's device.
 
     Parameters
     ----------
     model : the module to average; the average starts from its current weights
     decay : d in [0, 1), the weight of the old average at each update
+
+    Attributes
+    ----------
+    averaged : the ``torch.optim.swa_utils.AveragedModel`` holding the average
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
@@ -37,36 +65,32 @@ class ModelEMA:
             raise ValueError("The 'decay' parameter of ModelEMA must be a float in [0, 1). "
                              f"Got {decay!r} instead.")
         self.decay = float(decay)
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        self.num_updates = 0
+        self.averaged = AveragedModel(model, multi_avg_fn=_ema_or_copy(self.decay), use_buffers=True)
+        for p in self.averaged.parameters():
+            p.requires_grad_(False)
+            p.grad = None
+        self.averaged.update_parameters(model)  # the first call copies: the average starts at θ_0
+        self._names = _names(model)
 
-    def _split(self, model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor],
-                                                  list[torch.Tensor], list[torch.Tensor]]:
-        """(averaged, current) tensors that are floating point, then the same for the rest."""
-        current = model.state_dict()
-        if current.keys() != self.shadow.keys():
-            missing = sorted(set(self.shadow) ^ set(current))
-            raise ValueError(f"ModelEMA: the model's state_dict keys differ from the average's: "
-                             f"{missing[:5]}")
-        avg_f, cur_f, avg_o, cur_o = [], [], [], []
-        for key, avg in self.shadow.items():
-            if avg.is_floating_point():
-                avg_f.append(avg)
-                cur_f.append(current[key].detach())
-            else:
-                avg_o.append(avg)
-                cur_o.append(current[key])
-        return avg_f, cur_f, avg_o, cur_o
+    @property
+    def shadow(self) -> dict[str, torch.Tensor]:
+        """The averaged ``state_dict`` (tensors shared with :attr:`averaged`)."""
+        return self.averaged.module.state_dict()
+
+    @property
+    def num_updates(self) -> int:
+        """Updates folded in since construction."""
+        return int(self.averaged.n_averaged) - 1
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """Fold the model's current weights into the average (call after each optimiser step)."""
-        avg_f, cur_f, avg_o, cur_o = self._split(model)
-        if avg_f:
-            torch._foreach_lerp_(avg_f, cur_f, 1.0 - self.decay)
-        for avg, cur in zip(avg_o, cur_o, strict=True):
-            avg.copy_(cur)
-        self.num_updates += 1
+        names = _names(model)
+        if names != self._names:
+            differ = sorted(set(names) ^ set(self._names)) or names
+            raise ValueError(f"ModelEMA: the model's state_dict keys differ from the average's: "
+                             f"{differ[:5]}")
+        self.averaged.update_parameters(model)
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:
@@ -95,7 +119,7 @@ class ModelEMA:
                     current[key].copy_(saved)
 
     def state_dict(self) -> dict[str, Any]:
-        """Decay, update count and averaged tensors, for checkpoints."""
+        """Decay, update count and averaged tensors (``shadow``: a state_dict), for checkpoints."""
         return {"decay": self.decay, "num_updates": self.num_updates, "shadow": dict(self.shadow)}
 
     @torch.no_grad()
@@ -104,6 +128,6 @@ class ModelEMA:
         if state["shadow"].keys() != self.shadow.keys():
             raise ValueError("ModelEMA.load_state_dict: the saved keys differ from the model's")
         self.decay = float(state["decay"])
-        self.num_updates = int(state["num_updates"])
-        for key, avg in self.shadow.items():
-            avg.copy_(state["shadow"][key])
+        self.averaged.multi_avg_fn = _ema_or_copy(self.decay)
+        self.averaged.module.load_state_dict(state["shadow"])
+        self.averaged.n_averaged.fill_(int(state["num_updates"]) + 1)
