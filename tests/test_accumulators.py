@@ -42,6 +42,7 @@ from hypbias.metrics import (
     HierarchicalMistakes,
     NearestMeanMismatch,
     PearsonAccumulator,
+    State,
 )
 from lca_reference import NESTED, reference_lca_distances
 
@@ -153,6 +154,27 @@ def _pairs(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return x, 0.6 * x + rng.normal(size=130)
 
 
+# ---------------------------------------------------------------------------- max and min
+class Extremes(Accumulator):
+    """Test-only accumulator of column-wise maxima and minima: the "max" and "min" reductions."""
+
+    states = (State("high", ("dim",), reduce="max", initial=-np.inf),
+              State("low", ("dim",), reduce="min", initial=np.inf))
+
+    def __init__(self, dim: int = 3) -> None:
+        self.dim = dim
+        super().__init__()
+
+    def update(self, x) -> None:
+        x = torch.as_tensor(x, dtype=torch.float64)
+        dev = self._device_for(x.device)
+        self.high = torch.maximum(self.high, x.amax(dim=0).to(dev))
+        self.low = torch.minimum(self.low, x.amin(dim=0).to(dev))
+
+    def compute(self) -> dict[str, np.ndarray]:
+        return {"high": self.high.numpy(), "low": self.low.numpy()}
+
+
 CASES = {
     "confusion": Case(lambda: ConfusionMatrix(C), _classification, _confusion_reference,
                       lambda acc: acc.compute(), rtol=0, atol=0),
@@ -167,6 +189,9 @@ CASES = {
                             lambda acc: acc.compute()),
     "pearson": Case(PearsonAccumulator, _pairs, lambda rows: np.corrcoef(*rows)[0, 1],
                     lambda acc: acc.compute(), rtol=1e-11),
+    "extremes": Case(Extremes, lambda rng: (rng.normal(size=(90, 3)),),
+                     lambda rows: {"high": rows[0].max(axis=0), "low": rows[0].min(axis=0)},
+                     lambda acc: acc.compute(), rtol=0, atol=0),
 }
 
 
@@ -290,3 +315,9 @@ def test_all_reduce_over_two_gloo_processes_equals_one_process(tmp_path):
             assert_close(got1, got0, 0.0, 0.0, f"{name} {scenario}, rank 1")
             for key, value in state0.items():  # every process holds the same bits
                 torch.testing.assert_close(state1[key], value, rtol=0, atol=0)
+
+
+def test_a_state_declares_a_known_reduction():
+    with pytest.raises(ValueError, match=re.escape(
+            "State 'x': reduce must be one of ('sum', 'max', 'min', 'custom'). Got 'mean' instead.")):
+        State("x", (3,), reduce="mean")
