@@ -108,3 +108,42 @@ def test_unknown_layer_names_list_close_matches(cnn):
             "Got 'median' instead.")):
         LayerFeatures(cnn, ["head"], pool="median")
     assert not cnn.head._forward_hooks
+
+
+class TinyEncoder(nn.Module):
+    """A sequence model shaped like a ViT: tokens (N, T, D) with a class token prepended."""
+
+    def __init__(self, dim: int = 6, tokens: int = 4) -> None:
+        super().__init__()
+        self.embed = nn.Linear(3, dim)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim))
+        self.blocks = nn.Sequential(nn.TransformerEncoderLayer(dim, 2, 12, batch_first=True,
+                                                               dropout=0.0))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = torch.cat([self.cls.expand(len(x), -1, -1), self.embed(x)], dim=1)
+        return self.head(self.norm(self.blocks(tokens))[:, 0])
+
+
+def test_token_option_keeps_the_class_token_or_the_token_mean_of_sequence_outputs():
+    torch.manual_seed(0)
+    net = TinyEncoder().eval()
+    x = torch.randn(7, 4, 3)
+    with torch.no_grad():
+        tokens = net.blocks(torch.cat([net.cls.expand(7, -1, -1), net.embed(x)], dim=1))
+    cls = extract_features(net, x, ["blocks.0", "head"], token="cls", batch_size=3)
+    torch.testing.assert_close(cls["blocks.0"], tokens[:, 0])
+    torch.testing.assert_close(cls["head"], net(x))  # (N, D) outputs are kept as they are
+    mean = extract_features(net, x, ["blocks.0"], token="mean")
+    torch.testing.assert_close(mean["blocks.0"], tokens.mean(dim=1))
+    # Without the option a sequence reads as a 1-d map (N, T, L) and is max-pooled over its last axis.
+    torch.testing.assert_close(extract_features(net, x, ["blocks.0"])["blocks.0"],
+                               tokens.amax(dim=2))
+    maps = torch.randn(2, 3, 4, 4)
+    torch.testing.assert_close(pool_features(maps, "max", token="cls"), maps.amax(dim=(2, 3)))
+    with pytest.raises(ValueError, match=re.escape(
+            "The 'token' parameter of LayerFeatures must be one of 'cls', 'mean'. Got 'first' "
+            "instead.")):
+        LayerFeatures(net, ["head"], token="first")

@@ -103,3 +103,52 @@ def test_probe_split_allow_fewer_halves_small_classes():
     assert np.bincount(labels[test], minlength=3).tolist() == [20, 3, 1]
     assert not set(train) & set(test)
     assert len(train) + len(test) == len(labels)
+
+
+def test_probes_trained_in_a_hypernym_space_equal_numpy_ridge_on_group_targets(rng):
+    """Table 7: a probe trained in S learns the groups; its accuracy in S and in a coarser space
+    equals a NumPy least-squares fit on one-hot group targets, mapped by hand."""
+    from hypbias.analysis import probe_in_spaces
+
+    x, y = blobs(rng, num_classes=8, spread=1.0, noise=1.5)
+    x_test, y_test = blobs(np.random.default_rng(7), num_classes=8, spread=1.0, noise=1.5)
+    s4 = LabelSpace([0, 0, 1, 1, 2, 2, 3, 3])
+    s2 = LabelSpace([0, 0, 0, 0, 1, 1, 1, 1])
+    odd = LabelSpace([0, 1, 0, 1, 0, 1, 0, 1])  # not a coarsening of S4
+    spaces = {"H": None, "S4": s4, "S2": s2, "odd": odd}
+    got = probe_in_spaces(x, y, x_test, y_test, spaces, ["H", "S4"], method="ridge", alpha=2.0)
+
+    pred_groups = ridge_reference(x, s4.t[y], x_test, 4, 2.0).argmax(axis=1)
+    assert got["S4", "S4"] == pytest.approx(100 * np.mean(pred_groups == s4.t[y_test]))
+    s4_to_s2 = np.array([0, 0, 1, 1])
+    assert got["S4", "S2"] == pytest.approx(100 * np.mean(s4_to_s2[pred_groups] == s2.t[y_test]))
+    assert ("S4", "H") not in got and ("S4", "odd") not in got
+
+    pred_fine = ridge_reference(x, y, x_test, 8, 2.0).argmax(axis=1)
+    for name, space in spaces.items():
+        t = np.arange(8) if space is None else space.t
+        assert got["H", name] == pytest.approx(100 * np.mean(t[pred_fine] == t[y_test]))
+    assert probe(x, y, x_test, y_test, spaces, method="ridge", alpha=2.0) == pytest.approx(
+        {name: got["H", name] for name in spaces})
+
+
+def test_group_map_finds_coarsenings_only():
+    from hypbias.analysis.probes import group_map
+
+    s4 = LabelSpace([0, 0, 1, 1, 2, 2, 3, 3])
+    s2 = LabelSpace([1, 1, 1, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(group_map(s4, s2, 8), [1, 1, 0, 0])
+    np.testing.assert_array_equal(group_map(None, s4, 8), s4.t)
+    np.testing.assert_array_equal(group_map(s4, s4, 8), [0, 1, 2, 3])
+    assert group_map(s2, s4, 8) is None
+    assert group_map(s4, None, 8) is None
+
+
+def test_probe_in_spaces_names_an_unknown_training_space(rng):
+    from hypbias.analysis import probe_in_spaces
+
+    x, y = blobs(rng)
+    with pytest.raises(ValueError, match=re.escape(
+            "The 'train_in' parameter of probe_in_spaces must name spaces among 'H'. "
+            "Got 'S9' instead.")):
+        probe_in_spaces(x, y, x, y, {"H": None}, ["S9"])

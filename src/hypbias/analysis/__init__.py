@@ -6,7 +6,7 @@ computed.
 
 from hypbias.analysis.embedding import FeatureEmbedder, embed
 from hypbias.analysis.manifold import Labelled, ManifoldSettings, cover_rows, manifold_metrics
-from hypbias.analysis.probes import LinearProbe, probe
+from hypbias.analysis.probes import LinearProbe, probe, probe_in_spaces
 from hypbias.analysis.sampling import QuerySupport, probe_split, sample_query_support
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "embed",
     "manifold_metrics",
     "probe",
+    "probe_in_spaces",
     "probe_split",
     "sample_query_support",
 ]

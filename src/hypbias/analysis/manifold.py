@@ -11,7 +11,12 @@ Rows are long format, ``{"epoch", "split", "space", "metric", "value", "layer"}`
 * ``ccc_cover``, ``ccc_class_means``, ``ccc_direct`` (space ``H``): Pearson r of the mutual-cover
   distance D_F, the class-mean distances and the example-pair distances with d_W (Eq. 17–18, Table 6);
 * ``self_cover``, ``mutual_cover`` (space ``H``): mean diagonal and off-diagonal covers (Fig. 2);
-* ``probe_accuracy`` (space ``H`` and each given space): the probe's greedy accuracy in percent.
+* with ``space="both"`` the five above again, measured on the raw features, named
+  ``<metric>@space=raw`` (Fig. 2a next to 2b);
+* ``probe_accuracy`` (space ``H`` and each given space): the greedy accuracy in percent of the probe
+  trained in H;
+* ``probe_accuracy@trained=<S>`` (each space the probe trained in S determines): Table 7's probes
+  trained in a hypernym space (``probe_train_spaces``).
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from tqdm.auto import tqdm
 
 from hypbias._validation import check_choice, check_float, check_int
 from hypbias.analysis.embedding import SPACES, FeatureEmbedder
-from hypbias.analysis.probes import METHODS, probe
+from hypbias.analysis.metric_names import param_metric
+from hypbias.analysis.probes import METHODS, probe_in_spaces
 from hypbias.labelspace import LabelSpace
 from hypbias.metrics.manifold import (
     class_mean_distances,
@@ -38,7 +44,10 @@ from hypbias.metrics.manifold import (
     mutual_cover_mean,
     self_cover_mean,
 )
-from hypbias.models.layers import PoolSpec, check_pool, extract_features
+from hypbias.models.layers import PoolSpec, check_pool, check_token, extract_features
+
+COVER_SPACES = (*SPACES, "both")
+"""Where covers are measured: the UMAP embedding, the raw features, or both (Fig. 2b and 2a)."""
 
 
 class Labelled(NamedTuple):
@@ -55,12 +64,16 @@ class ManifoldSettings:
     Attributes
     ----------
     dim : UMAP dimension M (10)
-    space : ``"umap"`` or ``"raw"`` (Fig. 2a)
+    space : ``"umap"``, ``"raw"`` (Fig. 2a) or ``"both"`` (UMAP rows plus ``@space=raw`` rows)
     seed : UMAP's random state
     n_neighbors, n_epochs : UMAP parameters (n_epochs None: umap-learn's default)
     r_max : cover radius; None = the largest query-to-class distance observed
     probe_method : ``"logistic"`` or ``"ridge"``
     probe_pool : pooling of maps for probes (App. C.4: a medium average-pooling window)
+    probe_train_spaces : ``"H"`` (probes trained in H only), ``"all"`` (in H and every given space,
+        Table 7) or a tuple of space names
+    token : ``"cls"`` or ``"mean"`` to read 3-d layer outputs as token sequences (ViT, BERT);
+        None reads them as maps (:mod:`hypbias.models.layers`)
     batch_size : examples per forward pass
     """
 
@@ -72,12 +85,14 @@ class ManifoldSettings:
     r_max: float | None = None
     probe_method: str = "logistic"
     probe_pool: PoolSpec = ("avg", 2)
+    probe_train_spaces: str | tuple[str, ...] = "H"
+    token: str | None = None
     batch_size: int = 512
 
     def __post_init__(self) -> None:
         owner = "ManifoldSettings"
         check_int(self.dim, "dim", owner, low=1)
-        check_choice(self.space, "space", owner, SPACES)
+        check_choice(self.space, "space", owner, COVER_SPACES)
         check_int(self.seed, "seed", owner, low=0)
         check_int(self.n_neighbors, "n_neighbors", owner, low=2)
         if self.n_epochs is not None:
@@ -86,7 +101,23 @@ class ManifoldSettings:
             check_float(self.r_max, "r_max", owner, low=0, low_open=True)
         check_choice(self.probe_method, "probe_method", owner, METHODS)
         check_pool(self.probe_pool)
+        if isinstance(self.probe_train_spaces, str):
+            check_choice(self.probe_train_spaces, "probe_train_spaces", owner, ["H", "all"])
+        elif not all(isinstance(n, str) for n in self.probe_train_spaces):
+            raise ValueError(
+                f"The 'probe_train_spaces' parameter of {owner} must be 'H', 'all' or a tuple of "
+                f"space names. Got {self.probe_train_spaces!r} instead."
+            )
+        check_token(self.token)
         check_int(self.batch_size, "batch_size", owner, low=1)
+
+    def train_spaces(self, spaces: Sequence[str]) -> list[str]:
+        """The spaces probes are trained in, among ``spaces`` (H first)."""
+        if self.probe_train_spaces == "H":
+            return ["H"]
+        if self.probe_train_spaces == "all":
+            return list(spaces)
+        return list(self.probe_train_spaces)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values, for recording next to the results."""
@@ -100,8 +131,11 @@ def _row(epoch: int, split: str, space: str, metric: str, value: float, layer: s
 
 def cover_rows(query: Any, query_labels: np.ndarray, support: Any, support_labels: np.ndarray,
                graph_distance: np.ndarray, *, epoch: int, split: str, layer: str,
-               r_max: float | None = None) -> list[dict[str, Any]]:
-    """Covers and the three CCCs of one layer's embedded query (n_q, M) and support (n_s, M)."""
+               r_max: float | None = None, space: str | None = None) -> list[dict[str, Any]]:
+    """Covers and the three CCCs of one layer's embedded query (n_q, M) and support (n_s, M).
+
+    ``space`` (e.g. ``"raw"``) is appended to the metric names as ``@space=<space>``.
+    """
     c = len(graph_distance)
     a = covers(query, query_labels, support, support_labels, r_max, num_classes=c)
     both = torch.cat([torch.as_tensor(query), torch.as_tensor(support)])
@@ -114,7 +148,8 @@ def cover_rows(query: Any, query_labels: np.ndarray, support: Any, support_label
         "self_cover": self_cover_mean(a),
         "mutual_cover": mutual_cover_mean(a),
     }
-    return [_row(epoch, split, "H", metric, v, layer) for metric, v in values.items()]
+    return [_row(epoch, split, "H", metric if space is None else param_metric(metric, space=space),
+                 v, layer) for metric, v in values.items()]
 
 
 def manifold_metrics(
@@ -158,29 +193,38 @@ def manifold_metrics(
     epoch = check_int(epoch, "epoch", "manifold_metrics", low=0)
     d_w = np.asarray(graph_distance, dtype=np.float64)
     spaces = {"H": None} if spaces is None else spaces
-    embedder = FeatureEmbedder(settings.dim, settings.seed, settings.space, settings.n_neighbors,
-                               n_epochs=settings.n_epochs)
+    embedder = FeatureEmbedder(settings.dim, settings.seed,
+                               "umap" if settings.space == "both" else settings.space,
+                               settings.n_neighbors, n_epochs=settings.n_epochs)
     n_q = len(query.x)
     inputs = torch.cat([query.x, support.x])
-    feats = extract_features(model, inputs, layers, "max", settings.batch_size)
+    feats = extract_features(model, inputs, layers, "max", settings.batch_size, settings.token)
     probing = probe_train is not None and probe_test is not None
     if probing:
         probe_feats = extract_features(model, torch.cat([probe_train.x, probe_test.x]), layers,
-                                       settings.probe_pool, settings.batch_size)
+                                       settings.probe_pool, settings.batch_size, settings.token)
+        train_in = ["H", *(n for n in settings.train_spaces(list(spaces)) if n != "H")]
     rows: list[dict[str, Any]] = []
-    stage = "UMAP" if settings.space == "umap" else "covers"
+    stage = "covers" if settings.space == "raw" else "UMAP"
     for layer in tqdm(layers, desc=f"{stage} (epoch {epoch})", disable=not progress, leave=False):
-        z = embedder.fit_transform(feats.pop(layer))
+        raw = feats.pop(layer)
+        z = embedder.fit_transform(raw)
         rows += cover_rows(z[:n_q], query.y, z[n_q:], support.y, d_w, epoch=epoch, split=split,
                            layer=layer, r_max=settings.r_max)
+        if settings.space == "both":
+            rows += cover_rows(raw[:n_q], query.y, raw[n_q:], support.y, d_w, epoch=epoch,
+                               split=split, layer=layer, r_max=settings.r_max, space="raw")
         if probing:
             f = probe_feats.pop(layer)
             n_train = len(probe_train.x)
-            scores = probe(f[:n_train], probe_train.y, f[n_train:], probe_test.y, spaces,
-                           method=settings.probe_method, num_classes=len(d_w))
-            rows += [_row(epoch, probe_split_name, name, "probe_accuracy", v, layer)
-                     for name, v in scores.items()]
+            scores = probe_in_spaces(f[:n_train], probe_train.y, f[n_train:], probe_test.y,
+                                     {"H": None, **spaces}, train_in,
+                                     method=settings.probe_method, num_classes=len(d_w))
+            rows += [_row(epoch, probe_split_name, scored,
+                          "probe_accuracy" if trained == "H"
+                          else param_metric("probe_accuracy", trained=trained), v, layer)
+                     for (trained, scored), v in scores.items() if scored in spaces]
     return rows
 
 
-__all__ = ["Labelled", "ManifoldSettings", "cover_rows", "manifold_metrics"]
+__all__ = ["COVER_SPACES", "Labelled", "ManifoldSettings", "cover_rows", "manifold_metrics"]

@@ -5,6 +5,10 @@ A probe is a linear classifier trained on K_probe examples per class (10 by defa
 in H and in every label space: a fine prediction counts as correct in X when it falls in the true
 class's group, exactly as the greedy classifier of Eq. 3–7.
 
+Table 7 also trains probes in a hypernym space S (the targets are the groups t[y]);
+:func:`probe_in_spaces` scores such a probe in every space its groups determine: S itself and every
+coarser space whose groups are unions of S's groups (a probe trained in S cannot be scored in H).
+
 Two learners, both on standardised features and both in torch (CPU or CUDA, no scikit-learn):
 
 * ``"logistic"``: multinomial logistic regression, mean cross-entropy + (l2 / 2)·‖W‖², L-BFGS;
@@ -14,7 +18,7 @@ Two learners, both on standardised features and both in torch (CPU or CUDA, no s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -185,4 +189,65 @@ def probe(train_features: Any, train_labels: Any, test_features: Any, test_label
     return model.score(test_features, test_labels, spaces)
 
 
-__all__ = ["METHODS", "LinearProbe", "probe"]
+def group_map(finer: LabelSpace | None, coarser: LabelSpace | None,
+              num_classes: int) -> np.ndarray | None:
+    """The map from the groups of ``finer`` to those of ``coarser``, or None when there is none.
+
+    ``None`` stands for H. Returns an int array m of shape (groups of ``finer``,) with
+    ``coarser.t == m[finer.t]``, when every group of ``finer`` lies inside one group of ``coarser``.
+    """
+    fine_t = np.arange(num_classes) if finer is None else finer.t
+    coarse_t = np.arange(num_classes) if coarser is None else coarser.t
+    m = np.full(int(fine_t.max()) + 1, -1, dtype=np.int64)
+    m[fine_t] = coarse_t
+    return m if np.array_equal(m[fine_t], coarse_t) else None
+
+
+def probe_in_spaces(train_features: Any, train_labels: Any, test_features: Any, test_labels: Any,
+                    spaces: Mapping[str, LabelSpace | None], train_in: Sequence[str],
+                    method: str = "logistic", num_classes: int | None = None,
+                    **kwargs: Any) -> dict[tuple[str, str], float]:
+    """Train one probe per space of ``train_in`` and score each in every space it determines (Table 7).
+
+    Parameters
+    ----------
+    train_features, test_features : arrays or tensors of shape (n_train | n_test, n_features)
+    train_labels, test_labels : int arrays of fine labels, shapes (n_train,) and (n_test,)
+    spaces : dict name -> LabelSpace (None for H): the spaces to train in and score in
+    train_in : names among ``spaces``; the probe trained in X learns the groups t_X[y]
+    method, num_classes, kwargs : as for :func:`probe`
+
+    Returns
+    -------
+    dict (trained in, scored in) -> accuracy in percent, for every pair where the scored space is
+    the trained one or a coarsening of it (:func:`group_map`).
+    """
+    unknown = [name for name in train_in if name not in spaces]
+    if unknown:
+        raise ValueError(
+            f"The 'train_in' parameter of probe_in_spaces must name spaces among "
+            f"{', '.join(map(repr, spaces))}. Got {unknown[0]!r} instead."
+        )
+    y_train = np.asarray(train_labels.cpu() if isinstance(train_labels, torch.Tensor) else train_labels)
+    y_test = np.asarray(test_labels.cpu() if isinstance(test_labels, torch.Tensor) else test_labels)
+    if num_classes is None:
+        sizes = {s.num_classes for s in spaces.values() if s is not None}
+        num_classes = sizes.pop() if sizes else int(max(y_train.max(), y_test.max())) + 1
+    y_train = check_labels(y_train, "train_labels", "probe_in_spaces", num_classes)
+    y_test = check_labels(y_test, "test_labels", "probe_in_spaces", num_classes)
+    out: dict[tuple[str, str], float] = {}
+    for trained in train_in:
+        space = spaces[trained]
+        t = np.arange(num_classes) if space is None else space.t
+        groups = num_classes if space is None else space.num_groups
+        model = LinearProbe(method, **kwargs).fit(train_features, t[y_train], groups)
+        pred = model.predict(test_features)
+        for scored, target in spaces.items():
+            m = group_map(space, target, num_classes)
+            if m is not None:
+                truth = y_test if target is None else target.t[y_test]
+                out[trained, scored] = float(100.0 * np.mean(m[pred] == truth))
+    return out
+
+
+__all__ = ["METHODS", "LinearProbe", "group_map", "probe", "probe_in_spaces"]

@@ -11,8 +11,14 @@ Works on any ``nn.Module``: layers are named as in ``model.named_modules()`` (``
 * ``pool="flatten"``: every value, flattened.
 
 Outputs of shape (N, D) are kept as they are; larger outputs are read channel-first, (N, C, *spatial),
-so a token sequence (N, T, D) should be hooked where one token is selected, or flattened. A module
-that returns a tuple contributes its first element. Features are detached and stored in float32 on
+unless ``token`` says that 3-d outputs are token sequences (N, T, D):
+
+* ``token="cls"``: the first token, (N, D): the class token of ViT and BERT (App. C.4.2 probes the
+  normalised class token; hook ``blocks.<i>.norm1`` of a timm ViT to get it);
+* ``token="mean"``: the average over the T tokens (Chen et al. 2020).
+
+A module that returns a tuple contributes its first element (Hugging Face layers return
+``(hidden_states, ...)``). Features are detached and stored in float32 on
 the device they were computed on.
 
 >>> import torch
@@ -41,6 +47,9 @@ from hypbias._validation import check_choice, check_int
 PoolSpec = str | tuple[str, int]
 """``"max"``, ``"avg"``, ``"flatten"``, or ``("max" | "avg", k)``."""
 
+TOKENS = ("cls", "mean")
+"""How a token sequence (N, T, D) becomes a vector per example (``token`` of :class:`LayerFeatures`)."""
+
 _ADAPTIVE = {
     "avg": {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d},
     "max": {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d},
@@ -61,12 +70,20 @@ def check_pool(pool: Any) -> tuple[str, int | None]:
     return check_choice(pool, "pool", owner, ["max", "avg", "flatten"]), None
 
 
-def pool_features(output: torch.Tensor, pool: PoolSpec = "max") -> torch.Tensor:
-    """Reduce a layer output of shape (N, C, *spatial) to a matrix of shape (N, D).
+def check_token(token: Any) -> str | None:
+    """Validate the ``token`` option: None or one of :data:`TOKENS`."""
+    return None if token is None else check_choice(token, "token", "LayerFeatures", TOKENS)
+
+
+def pool_features(output: torch.Tensor, pool: PoolSpec = "max", token: str | None = None
+                  ) -> torch.Tensor:
+    """Reduce a layer output of shape (N, C, *spatial), or (N, T, D) with ``token``, to (N, D).
 
     Outputs of shape (N, D) are returned unchanged; see the module docstring for the modes.
     """
     mode, window = check_pool(pool)
+    if check_token(token) is not None and output.ndim == 3:
+        return output[:, 0] if token == "cls" else output.mean(dim=1)
     if output.ndim <= 2:
         return output.reshape(len(output), -1)
     if mode == "flatten":
@@ -93,13 +110,17 @@ class LayerFeatures:
         close matches.
     pool : PoolSpec
         How outputs with spatial axes become vectors (module docstring). Default ``"max"``.
+    token : ``"cls"``, ``"mean"`` or None
+        Read 3-d outputs as token sequences (N, T, D) and keep the class token or the token mean;
+        None (default) reads them as 1-d maps (N, C, L).
 
     Use it as a context manager (hooks are removed on exit) or call :meth:`close`. Every forward
     pass appends one batch per layer; :meth:`collect` concatenates them, returning a dict
     ``name -> tensor of shape (n_examples, D_layer)`` in the order of ``layers``, and clears them.
     """
 
-    def __init__(self, model: nn.Module, layers: Sequence[str], pool: PoolSpec = "max") -> None:
+    def __init__(self, model: nn.Module, layers: Sequence[str], pool: PoolSpec = "max",
+                 token: str | None = None) -> None:
         if isinstance(layers, str) or not layers:
             raise ValueError(
                 "The 'layers' parameter of LayerFeatures must be a non-empty list of module names. "
@@ -111,6 +132,7 @@ class LayerFeatures:
             )
         self.pool = pool
         check_pool(pool)
+        self.token = check_token(token)
         modules = dict(model.named_modules())
         for name in layers:
             if name not in modules:
@@ -127,7 +149,7 @@ class LayerFeatures:
                 raise TypeError(
                     f"LayerFeatures: module {name!r} returned {type(out).__name__}, not a tensor"
                 )
-            self._batches[name].append(pool_features(out.detach(), self.pool).float())
+            self._batches[name].append(pool_features(out.detach(), self.pool, self.token).float())
 
         return record
 
@@ -174,9 +196,11 @@ def _unknown_layer_message(name: str, known: list[str]) -> str:
 
 @torch.no_grad()
 def extract_features(model: nn.Module, inputs: torch.Tensor, layers: Sequence[str],
-                     pool: PoolSpec = "max", batch_size: int = 512) -> dict[str, torch.Tensor]:
+                     pool: PoolSpec = "max", batch_size: int = 512,
+                     token: str | None = None) -> dict[str, torch.Tensor]:
     """Run ``model`` in eval mode over ``inputs`` (N, ...) in batches and return pooled features.
 
+    ``pool`` and ``token`` are those of :class:`LayerFeatures`.
     Inputs move batch by batch to the device of the model's first parameter (or buffer); the
     model's training mode is restored afterwards. Returns ``name -> tensor (N, D_layer)`` on that
     device, in the order of ``layers``.
@@ -187,7 +211,7 @@ def extract_features(model: nn.Module, inputs: torch.Tensor, layers: Sequence[st
     was_training = model.training
     model.eval()
     try:
-        with LayerFeatures(model, layers, pool) as lf:
+        with LayerFeatures(model, layers, pool, token) as lf:
             for start in range(0, len(inputs), batch_size):
                 model(inputs[start: start + batch_size].to(device, non_blocking=True))
             return lf.collect()
@@ -195,4 +219,5 @@ def extract_features(model: nn.Module, inputs: torch.Tensor, layers: Sequence[st
         model.train(was_training)
 
 
-__all__ = ["LayerFeatures", "PoolSpec", "check_pool", "extract_features", "pool_features"]
+__all__ = ["TOKENS", "LayerFeatures", "PoolSpec", "check_pool", "check_token", "extract_features",
+           "pool_features"]
