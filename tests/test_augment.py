@@ -10,10 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from hypbias.data.augment import (
+    IMAGENET_POLICY,
     OPS,
+    RANDAUGMENT_OPS,
     AutoAugment,
     Compose,
     CropFlip,
+    RandAugment,
     apply_ops,
     crop_flip,
     make_augment,
@@ -88,10 +91,10 @@ def test_flip_probability_extremes_and_varied_offsets():
 # ---------------------------------------------------------------- policy ops
 
 
-def test_every_op_except_autocontrast_is_the_identity_at_magnitude_zero():
+def test_every_op_with_a_magnitude_is_the_identity_at_magnitude_zero():
     x = torch.rand(4, 3, 8, 8, generator=_gen(2))
     for name in OPS:
-        if name != "autocontrast":
+        if name not in ("autocontrast", "equalize", "invert"):
             torch.testing.assert_close(_one_op(x, name, 0.0), x, atol=1e-6, rtol=0)
 
 
@@ -118,6 +121,31 @@ def test_colour_ops_against_references():
                                np.where(xn > 0.4, 1 - xn, xn), atol=1e-7)
     lo, hi = xn.min(axis=(2, 3), keepdims=True), xn.max(axis=(2, 3), keepdims=True)
     np.testing.assert_allclose(_one_op(x, "autocontrast", 0.3), (xn - lo) / (hi - lo), atol=1e-6)
+    np.testing.assert_allclose(_one_op(x, "invert", 0.7), 1 - xn, atol=1e-7)
+
+
+def _pil_equalize(image: np.ndarray) -> np.ndarray:
+    """PIL's ImageOps.equalize of one (C, H, W) uint8 image, channel by channel."""
+    from PIL import Image, ImageOps
+
+    return np.stack([np.asarray(ImageOps.equalize(Image.fromarray(ch))) for ch in image])
+
+
+def test_equalize_matches_pil():
+    gen = _gen(12)
+    images = [
+        torch.randint(0, 256, (3, 24, 24), generator=gen),           # spread over every level
+        torch.randint(40, 90, (3, 24, 24), generator=gen),           # a narrow band
+        (torch.rand(3, 24, 24, generator=gen) ** 4 * 255).round(),   # skewed towards black
+        torch.full((3, 24, 24), 77),                                 # one level: unchanged
+        torch.randint(0, 2, (3, 24, 24), generator=gen) * 200,       # two levels
+        torch.randint(0, 256, (3, 4, 4), generator=gen),             # too few pixels: unchanged
+    ]
+    for image in images:
+        u = image.to(torch.uint8)
+        expected = _pil_equalize(u.numpy())
+        got = _one_op(u[None].float() / 255, "equalize", 0.0)[0]
+        np.testing.assert_array_equal(torch.round(got * 255).to(torch.uint8).numpy(), expected)
 
 
 def test_posterize_on_uint8_values():
@@ -169,40 +197,92 @@ def test_apply_ops_is_per_sample():
                                    atol=1e-6, rtol=0)
 
 
-# ---------------------------------------------------------------- the policy
+# ---------------------------------------------------------------- RandAugment
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8, torch.bfloat16])
 def test_policy_keeps_shape_dtype_range_and_is_seeded(dtype):
     x = torch.rand(32, 3, 8, 8, generator=_gen(9))
     x = (x * 255).round().to(dtype) if dtype == torch.uint8 else x.to(dtype)
-    out = AutoAugment(_gen(1))(x)
+    out = RandAugment(_gen(1))(x)
     assert out.shape == x.shape
     assert out.dtype == dtype
     top = 255 if dtype == torch.uint8 else 1
     assert out.min() >= 0
     assert out.max() <= top
-    assert torch.equal(out, AutoAugment(_gen(1))(x))
-    assert not torch.equal(out, AutoAugment(_gen(2))(x))
+    assert torch.equal(out, RandAugment(_gen(1))(x))
+    assert not torch.equal(out, RandAugment(_gen(2))(x))
 
 
 def test_policy_at_magnitude_zero_and_with_no_rounds():
     x = torch.rand(16, 3, 8, 8, generator=_gen(10))
-    no_autocontrast = [name for name in OPS if name != "autocontrast"]
-    torch.testing.assert_close(AutoAugment(_gen(), magnitude=0.0, ops=no_autocontrast)(x), x,
+    with_magnitude = [name for name in OPS if name not in ("autocontrast", "equalize", "invert")]
+    torch.testing.assert_close(RandAugment(_gen(), magnitude=0.0, ops=with_magnitude)(x), x,
                                atol=1e-6, rtol=0)
-    assert torch.equal(AutoAugment(_gen(), num_ops=0)(x), x)
+    assert torch.equal(RandAugment(_gen(), num_ops=0)(x), x)
 
 
 def test_policy_draws_ops_per_sample():
     same = torch.rand(1, 3, 8, 8, generator=_gen(11)).expand(64, 3, 8, 8)
-    out = AutoAugment(_gen(), num_ops=1)(same)
+    out = RandAugment(_gen(), num_ops=1)(same)
     assert len({tuple(o.flatten().tolist()) for o in out}) > 32
 
 
 def test_policy_keeps_channels_last():
     x = torch.rand(8, 3, 8, 8).to(memory_format=torch.channels_last)
-    assert AutoAugment(_gen())(x).is_contiguous(memory_format=torch.channels_last)
+    assert RandAugment(_gen())(x).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_randaugment_draws_from_every_op_but_equalize_and_invert_by_default():
+    assert RandAugment(_gen()).ops == RANDAUGMENT_OPS
+    assert set(OPS) - set(RANDAUGMENT_OPS) == {"equalize", "invert"}
+
+
+# ---------------------------------------------------------------- AutoAugment
+
+
+def test_autoaugment_holds_the_imagenet_policy():
+    assert len(IMAGENET_POLICY) == 25
+    assert IMAGENET_POLICY[0] == (("posterize", 0.4, 8), ("rotate", 0.6, 9))
+    assert IMAGENET_POLICY[13] == (("invert", 0.6, None), ("equalize", 1.0, None))
+    assert all(op in OPS and 0 <= p <= 1 and (k is None or 0 <= k <= 9)
+               for pair in IMAGENET_POLICY for op, p, k in pair)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_autoaugment_applies_each_samples_sub_policy_in_order(dtype):
+    n = 64
+    x = torch.rand(n, 3, 8, 8, generator=_gen(13))
+    x = (x * 255).round().to(dtype) if dtype == torch.uint8 else x
+    out = AutoAugment(_gen(4))(x)
+    gen = _gen(4)  # the same draws, in the same order
+    policy = torch.randint(0, 25, (n,), generator=gen)
+    u = torch.rand(n, 2, generator=gen)
+    sign = 2.0 * torch.randint(0, 2, (n, 2), generator=gen) - 1.0
+    unit = x.float() / 255 if dtype == torch.uint8 else x
+    for i in range(n):
+        image = unit[i:i + 1]
+        for step, (name, prob, level) in enumerate(IMAGENET_POLICY[int(policy[i])]):
+            if u[i, step] < prob:
+                image = _one_op(image, name, (level or 0) / 9 * float(sign[i, step]))
+        if dtype == torch.uint8:
+            image = torch.round(image * 255).to(torch.uint8)
+        torch.testing.assert_close(out[i:i + 1], image, atol=1e-6, rtol=0)
+    assert out.dtype == dtype
+
+
+def test_autoaugment_leaves_images_unchanged_as_often_as_the_policy_says():
+    """Probability that every applied step leaves an image that spans [0, 1] in each channel
+    unchanged: autocontrast then does nothing, and color at bin 0 is the identity."""
+    n = 4000
+    image = torch.rand(1, 3, 8, 8, generator=_gen(14))
+    image[:, :, 0, 0], image[:, :, 0, 1] = 0.0, 1.0
+    out = AutoAugment(_gen(15))(image.expand(n, 3, 8, 8).contiguous())
+    unchanged = ((out - image).abs().amax(dim=(1, 2, 3)) < 1e-5).float().mean().item()
+    harmless = {("autocontrast", None), ("color", 0)}
+    expected = np.mean([np.prod([1 - p + p * ((op, k) in harmless) for op, p, k in pair])
+                        for pair in IMAGENET_POLICY])
+    assert unchanged == pytest.approx(expected, abs=4 * np.sqrt(expected * (1 - expected) / n))
 
 
 # ---------------------------------------------------------------- factory and validation
@@ -211,25 +291,25 @@ def test_policy_keeps_channels_last():
 def test_make_augment_names():
     assert make_augment(None, _gen()) is None
     assert isinstance(make_augment("crop_flip", _gen()), CropFlip)
-    pipeline = make_augment("autoaugment", _gen())
-    assert isinstance(pipeline, Compose)
-    assert [type(t) for t in pipeline.transforms] == [CropFlip, AutoAugment]
-    x = torch.rand(4, 3, 8, 8)
-    assert torch.equal(make_augment("autoaugment", _gen(3))(x), make_augment("autoaugment",
-                                                                             _gen(3))(x))
+    for name, policy in (("randaugment", RandAugment), ("autoaugment", AutoAugment)):
+        pipeline = make_augment(name, _gen())
+        assert isinstance(pipeline, Compose)
+        assert [type(t) for t in pipeline.transforms] == [CropFlip, policy]
+        x = torch.rand(4, 3, 8, 8)
+        assert torch.equal(make_augment(name, _gen(3))(x), make_augment(name, _gen(3))(x))
 
 
 @pytest.mark.parametrize(("build", "message"), [
     (lambda: make_augment("mixup", _gen()),
-     "The 'augment' parameter of make_augment must be one of None, 'crop_flip', 'autoaugment'. "
-     "Got 'mixup' instead."),
+     "The 'augment' parameter of make_augment must be one of None, 'crop_flip', 'randaugment', "
+     "'autoaugment'. Got 'mixup' instead."),
     (lambda: CropFlip(_gen(), padding=-1),
      "The 'padding' parameter of CropFlip must be an int >= 0. Got -1 instead."),
-    (lambda: AutoAugment(_gen(), ops=["equalize"]),
-     f"The 'ops' parameter of AutoAugment must be one of {', '.join(map(repr, OPS))}. "
-     "Got 'equalize' instead."),
-    (lambda: AutoAugment(_gen(), magnitude=2.0),
-     "The 'magnitude' parameter of AutoAugment must be a finite float in [0.0, 1.0]. "
+    (lambda: RandAugment(_gen(), ops=["mixup"]),
+     f"The 'ops' parameter of RandAugment must be one of {', '.join(map(repr, OPS))}. "
+     "Got 'mixup' instead."),
+    (lambda: RandAugment(_gen(), magnitude=2.0),
+     "The 'magnitude' parameter of RandAugment must be a finite float in [0.0, 1.0]. "
      "Got 2.0 instead."),
     (lambda: CropFlip(_gen())(torch.rand(3, 8, 8)),
      "The 'x' parameter of CropFlip must be a uint8 or floating tensor of shape (N, C, H, W). "

@@ -10,8 +10,10 @@ The functional core (:func:`crop_flip`, :func:`apply_ops`) takes the per-sample 
 explicitly; the classes draw them and call it. :func:`make_augment` builds what the ``augment``
 configuration value names.
 
-Policy ops (:data:`OPS`). Each sample draws one op and a signed magnitude v ∈ [−M, M] per round;
-unsigned ops use |v|. Magnitude 0 leaves the image unchanged for every op but ``autocontrast``:
+Policy ops (:data:`OPS`). Each op takes a signed magnitude v ∈ [−1, 1]; unsigned ops use |v|.
+v = ±k/9 is magnitude bin k of 10 in AutoAugment's search space as torchvision parameterises it.
+Magnitude 0 leaves the image unchanged for every op but ``autocontrast``, ``equalize`` and
+``invert``:
 
 ==============  ===============================================================
 identity        unchanged
@@ -22,13 +24,18 @@ sharpness       blend with a 3×3 smoothed image (border kept), factor 1 + 0.9 v
 posterize       keep the 8 − round(4 |v|) high bits of each 8-bit value
 solarize        invert values above 1 − |v|
 autocontrast    stretch each channel to [0, 1] (no magnitude)
+equalize        equalise each channel's 8-bit histogram as PIL's ``ImageOps.equalize`` (no magnitude)
+invert          1 − x (no magnitude)
 rotate          counter-clockwise by 30° · v
 shear_x/_y      shear by 0.3 v
 translate_x/_y  shift by 0.3 v of the image width/height (empty area black)
 ==============  ===============================================================
 
-Equalisation is left out (it needs a per-image histogram). The geometric ops share one
-bilinear ``grid_sample`` per round.
+The geometric ops share one bilinear ``grid_sample`` per round.
+
+Policies: :class:`AutoAugment` is the ImageNet policy that Cubuk et al. (2019) learned (the paper's
+App. B.1 trains with it); :class:`RandAugment` applies ops drawn uniformly at random per sample,
+each with a magnitude drawn uniformly in [−M, M].
 """
 
 from __future__ import annotations
@@ -42,7 +49,10 @@ import torch.nn.functional as F
 from hypbias._validation import check_choice, check_float, check_int
 
 OPS = ("identity", "brightness", "contrast", "color", "sharpness", "posterize", "solarize",
-       "autocontrast", "rotate", "shear_x", "shear_y", "translate_x", "translate_y")
+       "autocontrast", "rotate", "shear_x", "shear_y", "translate_x", "translate_y", "equalize",
+       "invert")
+RANDAUGMENT_OPS = OPS[:13]
+"""The ops :class:`RandAugment` draws from by default (every op but ``equalize`` and ``invert``)."""
 _INDEX = {name: i for i, name in enumerate(OPS)}
 _BLEND = ("brightness", "contrast", "color", "sharpness")
 _GEOMETRIC = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
@@ -148,6 +158,25 @@ def _autocontrast(x: torch.Tensor) -> torch.Tensor:
     return torch.where(spread > 0, stretched, x)
 
 
+def _equalize(x: torch.Tensor) -> torch.Tensor:
+    """PIL's ``ImageOps.equalize`` on each channel's 8-bit levels, for the whole batch at once.
+
+    With h the histogram of a channel and ``step = (Σ h − h[top]) // 256`` (top = the highest level
+    present), level i maps to ``(step // 2 + Σ_{j<i} h[j]) // step``, at most 255; a channel with
+    ``step = 0`` (a single level, or too few pixels) is unchanged.
+    """
+    n, c = x.shape[:2]
+    levels = torch.round(x * 255.0).long().clamp_(0, 255).reshape(n * c, -1)
+    hist = torch.zeros(n * c, 256, dtype=torch.long, device=x.device)
+    hist.scatter_add_(1, levels, torch.ones_like(levels))
+    top = 255 - (hist.flip(1) > 0).long().argmax(dim=1, keepdim=True)
+    step = (levels.shape[1] - hist.gather(1, top)) // 256
+    below = torch.cumsum(hist, dim=1) - hist
+    lut = ((step // 2 + below) // step.clamp(min=1)).clamp(max=255)
+    out = torch.where(step > 0, lut.gather(1, levels), levels)
+    return (out.to(x.dtype) / 255.0).view(x.shape)
+
+
 def _warp(x: torch.Tensor, op: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """One affine ``grid_sample`` for rotate / shear / translate (identity for other samples).
 
@@ -197,6 +226,8 @@ def apply_ops(x: torch.Tensor, op: torch.Tensor, v: torch.Tensor) -> torch.Tenso
     solarized = torch.where(x > (1.0 - v.abs())[:, None, None, None], 1.0 - x, x)
     out = torch.where(chosen(["solarize"]), solarized, out)
     out = torch.where(chosen(["autocontrast"]), _autocontrast(x), out)
+    out = torch.where(chosen(["equalize"]), _equalize(x), out)
+    out = torch.where(chosen(["invert"]), 1.0 - x, out)
     return torch.where(chosen(_GEOMETRIC), _warp(x, op, v), out)
 
 
@@ -229,42 +260,121 @@ class CropFlip:
         return crop_flip(x, offsets[0], offsets[1], flip, self.padding, self.padding_mode)
 
 
-class AutoAugment:
-    """AutoAugment-style policy: ``num_ops`` rounds, each applying one random op per sample.
+def _as_unit_float(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as float32 or float64 in [0, 1] (uint8 divided by 255, half precision widened)."""
+    work = x.float() if x.dtype in (torch.uint8, torch.float16, torch.bfloat16) else x
+    return work / 255.0 if x.dtype == torch.uint8 else work
+
+
+def _like(work: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`_as_unit_float`: ``x``'s dtype, range and memory format."""
+    if x.dtype == torch.uint8:
+        work = torch.round(work * 255.0)
+    return _same_format(work.to(x.dtype), x)
+
+
+class RandAugment:
+    """RandAugment-style policy: ``num_ops`` rounds, each applying one random op per sample.
+
+    Unlike RandAugment's fixed magnitude M, each sample draws its magnitude v uniformly in
+    [−M, M] (as TrivialAugment and timm's ``mstd`` variants do).
 
     Parameters
     ----------
     generator : source of the per-sample op choices and magnitudes
     num_ops : rounds per call
-    magnitude : M in [0, 1], the largest |v| drawn (v uniform in [−M, M])
-    ops : the op names to choose from, a subset of :data:`OPS`
+    magnitude : M in [0, 1], the largest |v| drawn
+    ops : the op names to choose from, a subset of :data:`OPS` (default :data:`RANDAUGMENT_OPS`)
     """
 
     def __init__(self, generator: torch.Generator, num_ops: int = 2, magnitude: float = 1.0,
-                 ops: Sequence[str] = OPS) -> None:
+                 ops: Sequence[str] = RANDAUGMENT_OPS) -> None:
         self.generator = generator
-        self.num_ops = check_int(num_ops, "num_ops", "AutoAugment", low=0)
-        self.magnitude = check_float(magnitude, "magnitude", "AutoAugment", low=0.0, high=1.0)
+        self.num_ops = check_int(num_ops, "num_ops", "RandAugment", low=0)
+        self.magnitude = check_float(magnitude, "magnitude", "RandAugment", low=0.0, high=1.0)
         if not ops:
-            raise ValueError("The 'ops' parameter of AutoAugment must name at least one op. "
+            raise ValueError("The 'ops' parameter of RandAugment must name at least one op. "
                              "Got an empty list instead.")
-        self.ops = tuple(check_choice(name, "ops", "AutoAugment", OPS) for name in ops)
+        self.ops = tuple(check_choice(name, "ops", "RandAugment", OPS) for name in ops)
         self._choices = torch.tensor([_INDEX[name] for name in self.ops], device=generator.device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        _check_batch(x, "AutoAugment")
-        work = x.float() if x.dtype in (torch.uint8, torch.float16, torch.bfloat16) else x
-        if x.dtype == torch.uint8:
-            work = work / 255.0
+        _check_batch(x, "RandAugment")
+        work = _as_unit_float(x)
         n, g = len(x), self.generator
         for _ in range(self.num_ops):
             pick = torch.randint(0, len(self.ops), (n,), generator=g, device=g.device)
             v = (2.0 * torch.rand(n, generator=g, device=g.device) - 1.0) * self.magnitude
             op = self._choices[pick].to(x.device, non_blocking=True)
             work = apply_ops(work, op, v.to(x.device, non_blocking=True))
-        if x.dtype == torch.uint8:
-            work = torch.round(work * 255.0)
-        return _same_format(work.to(x.dtype), x)
+        return _like(work, x)
+
+
+IMAGENET_POLICY = (
+    (("posterize", 0.4, 8), ("rotate", 0.6, 9)),
+    (("solarize", 0.6, 5), ("autocontrast", 0.6, None)),
+    (("equalize", 0.8, None), ("equalize", 0.6, None)),
+    (("posterize", 0.6, 7), ("posterize", 0.6, 6)),
+    (("equalize", 0.4, None), ("solarize", 0.2, 4)),
+    (("equalize", 0.4, None), ("rotate", 0.8, 8)),
+    (("solarize", 0.6, 3), ("equalize", 0.6, None)),
+    (("posterize", 0.8, 5), ("equalize", 1.0, None)),
+    (("rotate", 0.2, 3), ("solarize", 0.6, 8)),
+    (("equalize", 0.6, None), ("posterize", 0.4, 6)),
+    (("rotate", 0.8, 8), ("color", 0.4, 0)),
+    (("rotate", 0.4, 9), ("equalize", 0.6, None)),
+    (("equalize", 0.0, None), ("equalize", 0.8, None)),
+    (("invert", 0.6, None), ("equalize", 1.0, None)),
+    (("color", 0.6, 4), ("contrast", 1.0, 8)),
+    (("rotate", 0.8, 8), ("color", 1.0, 2)),
+    (("color", 0.8, 8), ("solarize", 0.8, 7)),
+    (("sharpness", 0.4, 7), ("invert", 0.6, None)),
+    (("shear_x", 0.6, 5), ("equalize", 1.0, None)),
+    (("color", 0.4, 0), ("equalize", 0.6, None)),
+    (("equalize", 0.4, None), ("solarize", 0.2, 4)),
+    (("solarize", 0.6, 5), ("autocontrast", 0.6, None)),
+    (("invert", 0.6, None), ("equalize", 1.0, None)),
+    (("color", 0.6, 4), ("contrast", 1.0, 8)),
+    (("equalize", 0.8, None), ("equalize", 0.6, None)),
+)
+"""AutoAugment's ImageNet policy (Cubuk et al. 2019): 25 sub-policies of two (op, probability,
+magnitude bin 0–9 or None) steps, in torchvision's ``AutoAugmentPolicy.IMAGENET`` order."""
+
+
+class AutoAugment:
+    """AutoAugment's ImageNet policy: each sample takes one of the 25 sub-policies at random and
+    applies its two steps in order, each with its probability.
+
+    Magnitude bin k of a step is v = k/9 with a random sign (the sign matters for rotate, shear,
+    color and contrast only), so the ops equal torchvision's ``AutoAugment`` ops except that
+    rotation and shear interpolate bilinearly.
+
+    Parameters
+    ----------
+    generator : source of the per-sample sub-policies, probabilities and signs
+    """
+
+    def __init__(self, generator: torch.Generator) -> None:
+        self.generator = generator
+        steps = [step for pair in IMAGENET_POLICY for step in pair]
+        shape = (len(IMAGENET_POLICY), 2)
+        device = generator.device
+        self._ops = torch.tensor([_INDEX[name] for name, _, _ in steps], device=device).view(shape)
+        self._prob = torch.tensor([p for _, p, _ in steps], device=device).view(shape)
+        self._bin = torch.tensor([(k or 0) / 9.0 for _, _, k in steps], device=device).view(shape)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        _check_batch(x, "AutoAugment")
+        work = _as_unit_float(x)
+        n, g = len(x), self.generator
+        policy = torch.randint(0, len(IMAGENET_POLICY), (n,), generator=g, device=g.device)
+        applied = torch.rand(n, 2, generator=g, device=g.device) < self._prob[policy]
+        sign = 2.0 * torch.randint(0, 2, (n, 2), generator=g, device=g.device) - 1.0
+        op = torch.where(applied, self._ops[policy], _INDEX["identity"]).to(x.device, non_blocking=True)
+        v = (self._bin[policy] * sign).to(x.device, non_blocking=True)
+        for step in range(2):
+            work = apply_ops(work, op[:, step], v[:, step])
+        return _like(work, x)
 
 
 class Compose:
@@ -279,18 +389,20 @@ class Compose:
         return x
 
 
-AUGMENTS = (None, "crop_flip", "autoaugment")
+AUGMENTS = (None, "crop_flip", "randaugment", "autoaugment")
 
 
 def make_augment(name: str | None, generator: torch.Generator, padding: int = 4) -> Augment | None:
     """The augmentation named by the ``train.augment`` configuration value.
 
     ``None`` (no augmentation) returns ``None``; ``"crop_flip"`` is :class:`CropFlip`;
-    ``"autoaugment"`` is :class:`CropFlip` followed by :class:`AutoAugment` (the usual CIFAR
-    recipe). All draw from ``generator``.
+    ``"randaugment"`` and ``"autoaugment"`` are :class:`CropFlip` followed by :class:`RandAugment`
+    or by :class:`AutoAugment` (the ImageNet policy). All draw from ``generator``.
     """
     check_choice(name, "augment", "make_augment", AUGMENTS)
     if name is None:
         return None
     crop = CropFlip(generator, padding=padding)
-    return crop if name == "crop_flip" else Compose(crop, AutoAugment(generator))
+    if name == "crop_flip":
+        return crop
+    return Compose(crop, RandAugment(generator) if name == "randaugment" else AutoAugment(generator))
