@@ -114,6 +114,32 @@ def test_missing_package_names_the_extra(monkeypatch, name, package, extra):
         create(name, 10)
 
 
+def _fake_package(tmp_path, monkeypatch, name: str, body: str) -> None:
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "__init__.py").write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+def test_a_missing_dependency_of_the_package_is_named(tmp_path, monkeypatch):
+    _fake_package(tmp_path, monkeypatch, "timm", "import torchvision\n")
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    with pytest.raises(MissingDependencyError, match="^" + re.escape(
+            "The timm model adapter imports 'timm', which needs the optional package 'torchvision', "
+            "which is not installed. Install it with: pip install 'hypbias[vision]'  "
+            "(or: pip install torchvision)") + "$"):
+        create("timm:resnet18", 10)
+
+
+def test_a_broken_package_reports_its_own_error(tmp_path, monkeypatch):
+    _fake_package(tmp_path, monkeypatch, "torchvision",
+                  "raise ImportError('libtorchvision.so: undefined symbol: _ZN3c10')\n")
+    with pytest.raises(MissingDependencyError, match=re.escape(
+            "The torchvision model adapter: 'import torchvision' failed (ImportError: "
+            "libtorchvision.so: undefined symbol: _ZN3c10). Reinstall it for this torch")):
+        create("torchvision:resnet18", 10)
+
+
 def test_bad_num_classes_is_reported_before_importing():
     with pytest.raises(ValueError, match=re.escape(
             "The 'num_classes' parameter of timm:resnet18 must be an int >= 1. Got 0 instead.")):

@@ -22,16 +22,30 @@ import torch
 from torch import nn
 
 from hypbias._validation import check_int
-from hypbias.errors import missing_dependency
+from hypbias.errors import MissingDependencyError, missing_dependency
 from hypbias.models.base import Classifier
 from hypbias.models.registry import register_prefix
 
 
 def _require(package: str, extra: str, purpose: str) -> ModuleType:
+    """Import ``package``, or raise an error that names what is really missing or broken.
+
+    ``package`` itself absent: the extra to install. A package it imports absent (timm without
+    torchvision): that package. Any other import failure (a torchvision built for another torch
+    says "undefined symbol" or "operator does not exist"): the original message.
+    """
     try:
         return importlib.import_module(package)
-    except ImportError:
-        raise missing_dependency(package, extra, purpose) from None
+    except ModuleNotFoundError as err:
+        missing = (err.name or "").partition(".")[0]
+        if missing in ("", package):
+            raise missing_dependency(package, extra, purpose) from None
+        raise missing_dependency(missing, extra, f"{purpose} imports '{package}', which") from None
+    except ImportError as err:
+        raise MissingDependencyError(
+            f"{purpose}: 'import {package}' failed ({type(err).__name__}: {err}). Reinstall it for "
+            f"this torch {torch.__version__} (see the torch / torchvision pairing in the README)."
+        ) from None
 
 
 def _with_bias(head: nn.Linear) -> nn.Linear:
