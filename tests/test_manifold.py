@@ -11,7 +11,6 @@ import re
 import sys
 import types
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,6 +32,7 @@ from hypbias.analysis import (
     sample_query_support,
 )
 from hypbias.analysis.embedding import exact_knn
+from hypbias.analysis.findings import manifold_finding
 from hypbias.data.synthetic import synthetic_hierarchy
 from hypbias.errors import MissingDependencyError
 from hypbias.labelspace import LabelSpace
@@ -45,12 +45,6 @@ from hypbias.metrics.manifold import (
     example_pair_correlation,
     mutual_cover_mean,
     self_cover_mean,
-)
-from hypbias.report.figures_manifold import (
-    manifold_finding,
-    plot_ccc_heatmap,
-    plot_cover_curves,
-    plot_probe_depth,
 )
 
 
@@ -417,7 +411,7 @@ def test_settings_validate_their_fields():
     assert ManifoldSettings(dim=5).as_dict()["dim"] == 5
 
 
-# ---------------------------------------------------------------------------------------- figures
+# ---------------------------------------------------------------------------------------- findings
 def _metrics_table():
     rows = []
     ccc = {"conv": [0.1, 0.3, 0.4, 0.35], "fc": [0.2, 0.5, 0.7, 0.6]}
@@ -438,24 +432,6 @@ def _metric_row(epoch, split, space, metric, value, layer):
             "layer": layer}
 
 
-def test_manifold_figures_draw_one_panel_per_layer_or_space():
-    table = _metrics_table()
-    heat = plot_ccc_heatmap(table)
-    image = heat.axes[0].images[0].get_array()
-    np.testing.assert_allclose(image, [[0.1, 0.3, 0.4, 0.35], [0.2, 0.5, 0.7, 0.6]])
-    curves = plot_cover_curves(table)
-    assert [ax.get_title() for ax in curves.axes] == ["conv", "fc"]
-    np.testing.assert_allclose(curves.axes[0].lines[1].get_ydata(), [0.5, 0.4, 0.3, 0.2])
-    probes = plot_probe_depth(table, max_epochs=2)
-    assert [ax.get_title() for ax in probes.axes] == ["probes scored in H", "probes scored in S2"]
-    first = probes.axes[1].lines[0]
-    np.testing.assert_allclose(first.get_xdata(), [0.0, 1.0])
-    np.testing.assert_allclose(first.get_ydata(), [60, 70])
-    assert [line.get_label() for line in probes.axes[1].lines] == ["epoch 0", "epoch 3"]
-    for fig in (heat, curves, probes):
-        plt.close(fig)
-
-
 def test_manifold_finding_states_the_numbers():
     table = _metrics_table()
     assert manifold_finding(table) == (
@@ -464,3 +440,31 @@ def test_manifold_finding_states_the_numbers():
     with pytest.raises(ValueError, match=re.escape(
             "The metrics table has no per-layer 'ccc_direct' rows.")):
         manifold_finding(table, metric="ccc_direct")
+
+
+def test_both_spaces_give_the_rows_of_each_space_alone_and_probes_train_in_each_space(rng):
+    """space='both' = the UMAP run's rows plus the raw run's rows renamed '@space=raw'; training
+    probes in every space adds '@trained=S2' rows and leaves the H-trained ones unchanged."""
+    h = synthetic_hierarchy((2, 3))
+    query, support, train, test = _pipeline_inputs(rng, h)
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 6))
+    spaces = {"H": None, "S2": LabelSpace.from_hierarchy(h, level=1)}
+
+    def run(**settings):
+        rows = manifold_metrics(model, ["1", "2"], query, support, h.graph_distance_matrix(), spaces,
+                                epoch=1, probe_train=train, probe_test=test, progress=False,
+                                settings=ManifoldSettings(n_epochs=20, probe_method="ridge",
+                                                          **settings))
+        return {(r["layer"], r["space"], r["metric"]): r["value"] for r in rows}
+
+    both = run(space="both", probe_train_spaces="all")
+    umap_only, raw_only = run(space="umap"), run(space="raw")
+    for key, value in umap_only.items():
+        assert both[key] == pytest.approx(value)
+    for (layer, space, metric), value in raw_only.items():
+        if metric != "probe_accuracy":
+            assert both[layer, space, f"{metric}@space=raw"] == pytest.approx(value)
+    trained = {k: v for k, v in both.items() if k[2] == "probe_accuracy@trained=S2"}
+    assert sorted(trained) == [("1", "S2", "probe_accuracy@trained=S2"),
+                               ("2", "S2", "probe_accuracy@trained=S2")]
+    assert len(both) == len(umap_only) + 2 * 5 + 2

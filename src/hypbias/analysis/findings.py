@@ -7,7 +7,7 @@ give the numbers they rest on.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -157,3 +157,103 @@ def comparison_finding(base: tuple[str, dict[str, Any], dict[str, float]],
 
 __all__ = ["CCC_LABELS", "collapse_finding", "comparison_finding", "convergence_finding",
            "manifold_finding", "run_findings"]
+
+
+# -------------------------------------------------------------------------------------------------
+# Findings of the sections on pictures, Table 6–7, mistake severity and blur (issue 14). Each takes
+# the prepared table it speaks about and states a verdict with its numbers.
+
+CCC_METHODS = {"direct comparison": "example pairs", "class means": "class means",
+               "mutual cover": "mutual covers"}
+"""Table 6's column headings and how a sentence names them."""
+
+
+def ccc_table_finding(table: pd.DataFrame) -> str:
+    """Table 6 in one sentence, at the last epoch of ``table`` (``analysis.layer_tables.ccc_table``):
+    the CCC of each method averaged over layers, and the method whose distances align best."""
+    epoch = max(table.columns.get_level_values(0))
+    average = table.loc["average", epoch].dropna()
+    per_layer = table.drop(index="average")[epoch]
+    clauses = [f"{average[h]:.2f} from {CCC_METHODS.get(h, h)}" for h in average.index]
+    best = average.idxmax()
+    top_layer = per_layer[best].idxmax()
+    return (f"At epoch {epoch}, averaged over the {len(per_layer)} layers, the cophenetic correlation "
+            f"with the hierarchy is {_join(clauses)}: distances between {CCC_METHODS.get(best, best)} "
+            f"align best, most in layer {top_layer} ({per_layer.loc[top_layer, best]:.2f}).")
+
+
+def probe_training_finding(table: pd.DataFrame, scored: str, epoch: int) -> str | None:
+    """Table 7 in one sentence: do probes trained in H score better in ``scored`` than probes
+    trained in ``scored`` itself? ``table`` is ``analysis.layer_tables.probe_table``; None when it
+    lacks either column."""
+    own, fine = f"trained in {scored}", "trained in H"
+    if own not in table or fine not in table:
+        return None
+    gap = (table[fine] - table[own]).dropna()
+    if gap.empty:
+        return None
+    wins = int((gap > 0).sum())
+    verdict = ("training in H gives better hypernym probes" if wins > len(gap) / 2 else
+               "training in H does not give better hypernym probes")
+    return (f"Scored in {scored} at epoch {epoch}, probes trained in H beat probes trained in {scored} "
+            f"in {wins} of {len(gap)} layers (by {gap.mean():+.1f} points on average, "
+            f"{gap.min():+.1f} to {gap.max():+.1f}): {verdict}.")
+
+
+def picture_finding(layer: str, space: str, agreement: Mapping[int, tuple[float, float]]) -> str:
+    """One sentence on the class-mean pictures (Fig. 13): per epoch, the share of classes whose
+    nearest class mean in the picture shares their ``space`` group, against chance."""
+    epochs = sorted(agreement)
+    chance = float(np.nanmean([agreement[e][1] for e in epochs]))
+    parts = [f"{100 * agreement[e][0]:.0f}% at epoch {e}" for e in epochs]
+    last = agreement[epochs[-1]][0]
+    verdict = ("the picture keeps the hypernym structure" if last > chance else
+               "the picture does not keep the hypernym structure")
+    return (f"In the 2-D UMAP of the class means of layer {layer}, the nearest other class mean lies "
+            f"in the same {space} group for {_join(parts)} of classes (chance {100 * chance:.0f}%): "
+            f"at the last epoch {verdict}.")
+
+
+def severity_finding(metrics: pd.DataFrame, split: str) -> str | None:
+    """Mistake severity and the largest hierarchical top-k distance, first and last epoch, in H."""
+    sev = metric_rows(metrics, "mistake_severity", split)
+    sev = sev[sev.space == "H"].sort_values("epoch").dropna(subset=["value"])
+    if sev.empty:
+        return None
+    first, last = sev.iloc[0], sev.iloc[-1]
+    verdict = "fall" if last.value < first.value else "do not fall"
+    text = (f"On the {split} split the mean LCA distance of top-1 mistakes goes from {first.value:.2f} "
+            f"at epoch {first.epoch} to {last.value:.2f} at epoch {last.epoch}")
+    ks = sorted(int(m.split("@")[1]) for m in metrics.metric.unique() if m.startswith("hier_dist@"))
+    if ks:
+        top = metric_rows(metrics, f"hier_dist@{ks[-1]}", split)
+        top = top[top.space == "H"].sort_values("epoch").dropna(subset=["value"])
+        if not top.empty:
+            text += (f", the mean LCA distance of the top {ks[-1]} predictions from "
+                     f"{top.value.iloc[0]:.2f} to {top.value.iloc[-1]:.2f}")
+    return text + f": mistakes {verdict} closer in the hierarchy as training goes on."
+
+
+def blur_finding(table: pd.DataFrame) -> str | None:
+    """App. C.5 in one sentence from ``analysis.blur.blur_table``: at the strongest blur, the share of
+    its unblurred accuracy the earliest and the latest checkpoint keep in each space, and whether
+    the early one leans more on low frequencies (keeps more) in every space."""
+    rel = table[table.metric == "blur_relative_accuracy"]
+    if rel.empty or rel.epoch.nunique() < 2:
+        return None
+    sigma = rel.sigma.max()
+    rel = rel[rel.sigma == sigma]
+    early, late = rel.epoch.min(), rel.epoch.max()
+    spaces = space_order(list(dict.fromkeys(s for s in rel.space if not is_random_space(s))))
+    kept = {e: rel[rel.epoch == e].set_index("space").value for e in (early, late)}
+    parts = [f"{100 * kept[early][s]:.0f}% vs {100 * kept[late][s]:.0f}% in {s}" for s in spaces]
+    more = [s for s in spaces if kept[early][s] > kept[late][s]]
+    verdict = ("the early checkpoint leans more on low frequencies in every space" if
+               len(more) == len(spaces) else "the early checkpoint does not lean more on low "
+               f"frequencies in every space (it keeps more in {len(more)} of {len(spaces)})")
+    return (f"Blurred with σ = {sigma:g}, the epoch-{early} checkpoint keeps of its unblurred "
+            f"accuracy, against the epoch-{late} checkpoint, {_join(parts)}: {verdict}.")
+
+
+__all__ += ["CCC_METHODS", "blur_finding", "ccc_table_finding", "picture_finding",
+            "probe_training_finding", "severity_finding"]
