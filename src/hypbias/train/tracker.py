@@ -118,7 +118,8 @@ class Tracker:
         hypernyms, random_draws, spaces_seed, named_spaces, q : ``spaces.hypernyms``,
             ``spaces.random_draws``, ``spaces.seed``, spaces the data defines itself, ``spaces.q``
         nc : True (every epoch on the train split when tracked, else the first split), an int k
-            (every k-th epoch; 0 = off), or the ``nc:`` section (``every``, ``split``, ``spaces``)
+            (every k-th epoch; 0 = off), or the ``nc:`` section (``every``, 1 unless given,
+            ``split``, ``spaces``)
         manifold : None (off) or the ``manifold:`` section (``every``, ``layers``, ``k``, ...);
             needs ``data`` and ``epochs``
         mistakes : mistake severity and hierarchical top-k distances on every split
@@ -371,7 +372,7 @@ class Tracker:
 def _nc_section(nc: bool | int | Mapping[str, Any], splits: tuple[str, ...]) -> dict[str, Any]:
     """The ``nc:`` section for :meth:`Tracker.from_hierarchy`'s ``nc`` argument."""
     if isinstance(nc, Mapping):
-        return dict(nc)
+        return {"every": 1, **nc}
     default_split = "train" if "train" in splits else splits[0]
     if isinstance(nc, bool):
         return {"every": int(nc), "split": default_split}
