@@ -55,6 +55,18 @@ def test_wrap_classifier_splits_at_the_last_linear():
     torch.testing.assert_close(adapted.features(x), model[1](model[0](x)))
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_original_networks_state_dict_loads(bias):
+    trained = _toy(bias)
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(torch.randn_like(p))
+    adapted = wrap_classifier(_toy(bias))
+    assert adapted.source_head == "2.0"
+    adapted.load_state_dict(adapted.from_source_state_dict(trained.state_dict()))
+    _check_split(adapted, trained, torch.randn(3, 5), 8)
+
+
 def test_wrap_classifier_resizes_the_head():
     adapted = wrap_classifier(_toy(), num_classes=7)
     assert (adapted.num_features, adapted.num_classes) == (8, 7)

@@ -73,13 +73,26 @@ class AdaptedClassifier(Classifier):
 
     ``features(x)`` runs ``body`` and returns its output, shape (N, D); when the body returns a
     structured output (torchvision's Inception/GoogLeNet tuples in training mode), its ``logits``
-    field, which now holds the features.
+    field, which now holds the features. ``source_head`` is the final layer's name in the
+    original network (``"fc"``, ``"heads.head"``), so that the network's own state dicts load
+    (:meth:`from_source_state_dict`).
     """
 
-    def __init__(self, body: nn.Module, head: nn.Linear) -> None:
+    def __init__(self, body: nn.Module, head: nn.Linear, source_head: str = "") -> None:
         super().__init__()
         self.body = body
         self.head = head
+        self.source_head = source_head
+
+    def from_source_state_dict(self, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A state dict of the original network (as its own training script saved it) with the
+        keys of this model: ``<source_head>.*`` becomes ``head.*``, everything else ``body.*``."""
+        prefix = f"{self.source_head}."
+        mapped = {(f"head.{k[len(prefix):]}" if k.startswith(prefix) else f"body.{k}"): v
+                  for k, v in state.items()}
+        if "head.weight" in mapped and "head.bias" not in mapped:  # a layer without bias
+            mapped["head.bias"] = torch.zeros_like(mapped["head.weight"][:, 0])
+        return mapped
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(x)
@@ -94,8 +107,9 @@ class TextClassifier(AdaptedClassifier):
     such as a tokenizer's output, passed on as keyword arguments.
     """
 
-    def __init__(self, body: nn.Module, head: nn.Linear, pad_token_id: int | None) -> None:
-        super().__init__(body, head)
+    def __init__(self, body: nn.Module, head: nn.Linear, pad_token_id: int | None,
+                 source_head: str = "") -> None:
+        super().__init__(body, head, source_head)
         self.pad_token_id = pad_token_id
 
     def features(self, x: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -105,8 +119,9 @@ class TextClassifier(AdaptedClassifier):
         return self.body(input_ids=x, attention_mask=mask).logits
 
 
-def split_final_linear(model: nn.Module) -> nn.Linear:
-    """Detach the last ``nn.Linear`` registered in ``model``, leaving an identity; return the layer.
+def split_final_linear(model: nn.Module) -> tuple[str, nn.Linear]:
+    """Detach the last ``nn.Linear`` registered in ``model``, leaving an identity; return its name
+    and the layer.
 
     The classification layer is registered last in torchvision's and Hugging Face's models
     (``fc``, ``classifier[-1]``, ``heads.head``, ``classifier.out_proj``, ``score``), and it is the
@@ -122,7 +137,7 @@ def split_final_linear(model: nn.Module) -> nn.Linear:
     parent = model.get_submodule(parent_name)
     head = getattr(parent, attr)
     setattr(parent, attr, nn.Identity())
-    return head
+    return name, head
 
 
 def wrap_classifier(model: nn.Module, num_classes: int | None = None) -> AdaptedClassifier:
@@ -131,8 +146,8 @@ def wrap_classifier(model: nn.Module, num_classes: int | None = None) -> Adapted
     ``num_classes``: the number of outputs wanted; ``None`` keeps the network's own. A head of
     another size is replaced by a fresh ``nn.Linear(D, num_classes)``.
     """
-    head = split_final_linear(model)
-    return AdaptedClassifier(model, _resized(head, num_classes))
+    name, head = split_final_linear(model)
+    return AdaptedClassifier(model, _resized(head, num_classes), name)
 
 
 @register_prefix("torchvision")
@@ -167,8 +182,9 @@ def _from_timm(model: nn.Module, num_classes: int | None = None) -> AdaptedClass
     if not isinstance(head, nn.Linear):
         raise ValueError(f"{type(model).__name__}'s classifier is a {type(head).__name__}; "
                          f"hypbias needs an nn.Linear final layer")
+    name = next(n for n, m in model.named_modules() if m is head)
     model.reset_classifier(0)
-    return AdaptedClassifier(model, _resized(head, num_classes))
+    return AdaptedClassifier(model, _resized(head, num_classes), name)
 
 
 @register_prefix("timm")
@@ -192,11 +208,11 @@ def timm_model(name: str, num_classes: int, pretrained: bool = False, in_channel
 
 def _from_hf(model: nn.Module) -> TextClassifier:
     """Split a ``*ForSequenceClassification`` model at its final linear layer."""
-    head = split_final_linear(model)
+    name, head = split_final_linear(model)
     if head.out_features != model.config.num_labels:
         raise ValueError(f"{type(model).__name__}: the last nn.Linear has {head.out_features} "
                          f"outputs, not the {model.config.num_labels} labels of the model")
-    return TextClassifier(model, _with_bias(head), model.config.pad_token_id)
+    return TextClassifier(model, _with_bias(head), model.config.pad_token_id, name)
 
 
 @register_prefix("hf")
