@@ -81,8 +81,9 @@ def test_compare_writes_table_finding_and_page(runs, tmp_path):
     assert text.count("<img") == 4 and "data:image/png;base64," in text
     assert "Neural collapse per label space" in text and "Mistake severity" in text
     assert "hxe: " in text and "loss: name=hxe" in text
-    assert sorted(p.name for p in (out / "figures").iterdir()) == [
-        "compare_accuracy.png", "compare_nc.png", "compare_severity.png", "compare_tau.png"]
+    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(
+        f"compare_{stem}.{ext}" for stem in ("accuracy", "nc", "severity", "tau")
+        for ext in ("png", "pdf"))
 
 
 def test_compare_without_severity_or_nc_leaves_those_sections_out(tmp_path):

@@ -1,7 +1,7 @@
 """Assemble ``report.html``: sections of prose, tables and figures in one self-contained page.
 
-Figures are saved as PNG files under ``figures/`` and embedded in the page (base64), so the report
-can be mailed or attached on its own.
+Figures are saved under ``figures/`` as PNG (embedded in the page, base64, so the report can be
+mailed or attached on its own) and as PDF next to it, vector graphics for papers.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 from matplotlib.figure import Figure
 
 from hypbias.io import atomic_write, atomic_write_text
@@ -29,15 +30,31 @@ class Section:
     """(file stem, figure, caption)"""
 
 
-def figure_png(fig: Figure, path: Path | None = None, dpi: int = 110) -> bytes:
-    """Render a figure to PNG bytes (and to ``path`` when given), then close it."""
+def _render(fig: Figure, fmt: str, dpi: int) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    plt.close(fig)
-    data = buffer.getvalue()
+    fig.savefig(buffer, format=fmt, dpi=dpi)
+    return buffer.getvalue()
+
+
+def figure_png(fig: Figure, path: Path | None = None, dpi: int = 110) -> bytes:
+    """Render a figure to PNG bytes, then close it; with ``path`` (``<stem>.png``) also write the
+    PNG there and a PDF beside it (``<stem>.pdf``)."""
+    data = _render(fig, "png", dpi)
     if path is not None:
+        pdf = _render(fig, "pdf", dpi)
         atomic_write(path, lambda fh: fh.write(data))
+        atomic_write(path.with_suffix(".pdf"), lambda fh: fh.write(pdf))
+    plt.close(fig)
     return data
+
+
+def frame_table(frame: pd.DataFrame, digits: int = 2, caption: str | None = None) -> str:
+    """An HTML table of a DataFrame (index and column levels kept), numbers to ``digits`` places,
+    missing values as a dash, with an optional caption."""
+    text = frame.to_html(float_format=lambda v: f"{v:.{digits}f}", na_rep="—", border=0)
+    if caption:
+        text = text.replace(">", f"><caption>{html.escape(caption)}</caption>", 1)
+    return text
 
 
 _STYLE = """
@@ -52,6 +69,7 @@ table { border-collapse: collapse; font-size: .9em; margin: .8em 0; }
 th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
 th { background: #f6f6f6; } td:first-child, th:first-child { text-align: left; }
 code { background: #f4f4f4; padding: 0 .2em; }
+caption { caption-side: top; text-align: left; font-size: .9em; color: #444; padding-bottom: .3em; }
 """
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+from hypbias.analysis.layer_tables import pick_epochs
 from hypbias.report import figures as F
 from hypbias.report.html import Section
 from hypbias.report.sections import RunContext, register_section
@@ -49,19 +50,31 @@ def hypernym_bias(ctx: RunContext) -> Section | None:
         "random spaces R keep the group sizes of S and assign classes at random."
     )
     sec.tables.append(_tau_table(ctx))
+    sizes = F.space_sizes(spaces, ctx.run.hierarchy.num_classes)
     sec.figures = [
-        ("relative_accuracy", F.plot_relative_accuracy(m, split),
-         "Relative accuracy A(X, t) / max A(X) per epoch (paper Fig. 1a, Eq. 8)."),
-        ("relative_gain", F.plot_relative_gain(m, split),
+        ("relative_accuracy", F.plot_relative_accuracy(m, split, sizes),
+         "Relative accuracy A(X, t) / max A(X) per epoch (paper Fig. 1a, Eq. 8); K = number of "
+         "groups of each space."),
+        ("relative_gain", F.plot_relative_gain(m, split, sizes),
          "Relative accuracy gain over chance with set imbalance (paper Fig. 3, Eq. 9)."),
         ("convergence", F.plot_convergence(ctx.run.summary, spaces, ctx.run.hierarchy.num_classes, split),
          f"Epoch of {100 * q:.0f}% convergence against the number of superclasses (paper Fig. 4)."),
         ("theoretical_accuracy", F.plot_theoretical_accuracy(m, spaces, split),
-         "Measured accuracy of random label spaces against Eq. 22, P_R = P_H + (1 − P_H) Σ P_r² "
-         "(paper Fig. 7)."),
-        ("residual_error", F.plot_residual_error(m, split),
+         "Measured accuracy of random label spaces against Eq. 22, P_R = P_H + (1 − P_H) Σ P_r², "
+         "and below their difference (paper Fig. 7)."),
+        ("residual_error", F.plot_residual_error(m, split, sizes),
          "Residual relative error E_R + 1 on a log scale (paper Fig. 9, Eq. 35)."),
     ]
+    confusion = ctx.run.confusion()
+    if split in confusion and spaces.hypernyms:
+        stack = confusion[split]
+        epochs = pick_epochs(range(stack.shape[0]))
+        name, space = next(iter(spaces.hypernyms.items()))
+        sec.figures.append((
+            "confusion", F.plot_confusions(stack, ctx.run.hierarchy.dfs_order(), epochs, space, name),
+            f"{split} confusion matrices at epochs {', '.join(map(str, epochs))}, classes in "
+            f"depth-first order of the hierarchy, the blocks of {name} outlined (paper Fig. 8): "
+            "mass inside the blocks means mistakes within a hypernym."))
     return sec
 
 
@@ -76,16 +89,6 @@ def training(ctx: RunContext) -> Section | None:
         f"{int(last.epoch)} epochs in {last.seconds:.1f} s; final fine accuracy: {finals}."
     )
     sec.figures.append(("training", F.plot_training_log(log), "Training loss and fine accuracy."))
-    confusion = ctx.run.confusion()
-    split = ctx.split
-    if split in confusion:
-        stack = confusion[split]
-        e = stack.shape[0] - 1
-        epochs = sorted({0, min(1, e), max(e // 4, 0), e})
-        order = ctx.run.hierarchy.dfs_order()
-        sec.figures.append(("confusion", F.plot_confusions(stack, order, epochs),
-                            f"{split} confusion matrices with classes in depth-first order of the "
-                            "hierarchy: block structure = hypernyms separated first."))
     return sec
 
 

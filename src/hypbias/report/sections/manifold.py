@@ -2,14 +2,51 @@
 
 from __future__ import annotations
 
-from hypbias.analysis.findings import manifold_finding
+from hypbias.analysis.findings import (
+    ccc_table_finding,
+    manifold_finding,
+    probe_training_finding,
+)
+from hypbias.analysis.layer_tables import ccc_table, pick_epochs, probe_table
+from hypbias.analysis.tables import layer_rows
 from hypbias.report.figures_manifold import (
     plot_ccc_heatmap,
     plot_cover_curves,
+    plot_cover_spaces,
     plot_probe_depth,
 )
-from hypbias.report.html import Section
+from hypbias.report.html import Section, frame_table
 from hypbias.report.sections import RunContext, register_section
+
+PROBE_METHODS = {"ridge": "closed-form ridge least squares on one-hot targets (Raghu et al. 2021)",
+                 "logistic": "multinomial logistic regression fitted by L-BFGS"}
+
+
+def _tables(ctx: RunContext, sec: Section) -> None:
+    """Table 6 at a few measured epochs, and Table 7 for every space probes were trained in."""
+    m = ctx.metrics
+    epochs = pick_epochs(layer_rows(m, "ccc_cover").epoch.unique(), n=4)
+    table6 = ccc_table(m, epochs)
+    sec.paragraphs.append(ccc_table_finding(table6))
+    sec.tables.append(frame_table(table6, caption=(
+        "Table 6: CCC of the hierarchy's graph distances with example-pair distances (direct), "
+        "class-mean distances and mutual-cover distances, per layer, with the mean over layers.")))
+    if not m.metric.eq("probe_accuracy").any():
+        return
+    trained = sorted({m.split("=", 1)[1] for m in m.metric.unique()
+                      if m.startswith("probe_accuracy@trained=")})
+    for space in [s for s in ctx.spaces.hypernyms if s in trained]:
+        table7 = probe_table(m, space)
+        epoch = int(m[m.metric == "probe_accuracy"].epoch.max())
+        finding = probe_training_finding(table7, space, epoch)
+        if finding:
+            sec.paragraphs.append(finding)
+        sec.tables.append(frame_table(table7, digits=1, caption=(
+            f"Table 7: accuracy in {space} (%) of probes trained in {space} and in H, per layer, at "
+            f"epoch {epoch}.")))
+    if not trained:
+        sec.paragraphs.append("Probes were trained in H only; manifold.probe_train_spaces: all also "
+                              "trains them in every hypernym space (Table 7).")
 
 
 @register_section(30)
@@ -20,24 +57,37 @@ def manifold(ctx: RunContext) -> Section | None:
     mf = ctx.run.config["manifold"]
     sec = Section("Layer-wise alignment of the feature manifold with the hierarchy")
     sec.paragraphs.append(manifold_finding(m))
-    where = "UMAP embeddings" if mf["space"] == "umap" else "raw features"
+    where = {"umap": "UMAP embeddings", "raw": "raw features",
+             "both": "UMAP embeddings, and again on the raw features"}.get(mf["space"], mf["space"])
+    method = mf.get("probe_method", "logistic")
     sec.paragraphs.append(
         f"For each layer, {mf['k']} query and {mf['k']} support examples per class (the same at every "
         f"epoch) are embedded ({where}, {mf['dim']} dimensions). The cover p(i, j) is the mean over "
         "queries of class i of max(0, 1 − d(u, V^j)/r_max), where d is the distance to the nearest "
         "support example of class j. D_F = 1 − (A + Aᵀ)/2 is then correlated with the hierarchy's graph "
         "distances (CCC, Eq. 17–18). Class-mean distances and example-pair distances give the two "
-        "alternative CCCs of App. C.3. Linear probes are trained on the fine classes and scored in every "
-        "space (App. C.4)."
+        "alternative CCCs of App. C.3. Linear probes (App. C.4.2) are trained on "
+        f"{mf.get('probe_k', 10)} examples per class of the validation split and scored on the rest: "
+        f"{method} probes, {PROBE_METHODS.get(method, method)}; a probe trained in H is scored in "
+        "every space by mapping its fine predictions."
     )
+    _tables(ctx, sec)
     for stem, fig, caption in (
         ("manifold_ccc", plot_ccc_heatmap(m, "ccc_cover"),
-         "Cophenetic correlation of mutual covers with the hierarchy, layer × epoch (Table 6, Fig. 6a)."),
+         "Cophenetic correlation of mutual covers with the hierarchy, layer × epoch (Table 6, Fig. 6a); "
+         "columns sit at their epochs."),
         ("manifold_ccc_means", plot_ccc_heatmap(m, "ccc_class_means"),
          "The same with distances between class means (App. C.3)."),
+        ("manifold_ccc_direct", plot_ccc_heatmap(m, "ccc_direct") if ctx.has_metric("ccc_direct")
+         else None, "The same with the distances of example pairs of different classes, correlated "
+         "directly (App. C.3)."),
         ("manifold_covers", plot_cover_curves(m), "Mean self-cover and mutual cover per layer (Fig. 2)."),
-        ("manifold_probes", plot_probe_depth(m),
-         "Linear-probe accuracy against normalised depth, per label space (Fig. 6b–c)."),
+        ("manifold_cover_spaces", plot_cover_spaces(m),
+         "Covers of the top layer in the raw feature space (a) and in the UMAP embedding (b), as "
+         "Fig. 2a–b: only in the embedding do self-covers pull away from mutual covers."),
+        ("manifold_probes", plot_probe_depth(m, method=method),
+         f"Accuracy of few-shot {method} probes against normalised depth, per label space "
+         "(Fig. 6b–c, 15)."),
     ):
         if fig is not None:
             sec.figures.append((stem, fig, caption))
