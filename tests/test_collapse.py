@@ -321,21 +321,23 @@ def test_plot_collapse_draws_one_line_per_space_and_random_bands():
     assert len(axes) == 3
     assert [ax.get_yscale() for ax in axes] == ["log", "linear", "linear"]
     labels = [line.get_label() for line in axes[0].lines]
-    assert labels == ["S4", "S20", "H", "R4 (random, mean ± sd of 3)"]
+    assert labels == ["H", "S4 (K=4)", "S20 (K=20)", "R4 (K=4), random: mean ± sd of 3"]
     np.testing.assert_allclose(axes[0].lines[-1].get_ydata(), [9, 5, 2, 1, 0.4, 0.1])
-    np.testing.assert_allclose(axes[2].lines[2].get_ydata(), np.array([10, 5, 2, 0.5, 0.05, 0.01])
+    np.testing.assert_allclose(axes[2].lines[0].get_ydata(), np.array([10, 5, 2, 0.5, 0.05, 0.01])
                                * 0.01)
     assert len(axes[0].collections) == 1  # the ±sd band of R4
     assert "train split" in fig._suptitle.get_text()
 
 
-def test_plot_equality_has_norm_and_angle_panels():
+def test_plot_equality_has_norm_angle_and_max_angle_panels():
     axes = plot_equality(_nc_table()).get_axes()
     assert [ax.get_title() for ax in axes] == [
         "norm equality of means (std/avg)", "norm equality of weights (std/avg)",
-        "angle equality of means (std cos)", "angle equality of weights (std cos)"]
-    np.testing.assert_allclose(axes[3].lines[0].get_ydata(), np.array([8, 0.5, 0.05, 0.02, 0.01,
+        "angle equality of means (std cos)", "angle equality of weights (std cos)",
+        "max-angle of means: avg |cos + 1/(K−1)|", "max-angle of weights: avg |cos + 1/(K−1)|"]
+    np.testing.assert_allclose(axes[3].lines[1].get_ydata(), np.array([8, 0.5, 0.05, 0.02, 0.01,
                                                                          0.01]) * 0.5)
+    assert axes[4].texts[0].get_text() == "not recorded"  # the table has no max-angle rows
 
 
 def test_figures_and_finding_without_nc_rows_are_none():
