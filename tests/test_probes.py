@@ -6,11 +6,17 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
-from hypbias.analysis import LinearProbe, probe
+from hypbias.analysis import Labelled, LinearProbe, probe, probe_in_spaces
+from hypbias.analysis.probe_comparison import probe_comparison
+from hypbias.analysis.probes import group_map
 from hypbias.labelspace import LabelSpace
+from hypbias.models import create
+from hypbias.report.figures_manifold import plot_probe_comparison
 
 
 def blobs(rng, num_classes=8, per_class=15, dim=6, spread=4.0, noise=1.0):
@@ -108,8 +114,6 @@ def test_probe_split_allow_fewer_halves_small_classes():
 def test_probes_trained_in_a_hypernym_space_equal_numpy_ridge_on_group_targets(rng):
     """Table 7: a probe trained in S learns the groups; its accuracy in S and in a coarser space
     equals a NumPy least-squares fit on one-hot group targets, mapped by hand."""
-    from hypbias.analysis import probe_in_spaces
-
     x, y = blobs(rng, num_classes=8, spread=1.0, noise=1.5)
     x_test, y_test = blobs(np.random.default_rng(7), num_classes=8, spread=1.0, noise=1.5)
     s4 = LabelSpace([0, 0, 1, 1, 2, 2, 3, 3])
@@ -133,8 +137,6 @@ def test_probes_trained_in_a_hypernym_space_equal_numpy_ridge_on_group_targets(r
 
 
 def test_group_map_finds_coarsenings_only():
-    from hypbias.analysis.probes import group_map
-
     s4 = LabelSpace([0, 0, 1, 1, 2, 2, 3, 3])
     s2 = LabelSpace([1, 1, 1, 1, 0, 0, 0, 0])
     np.testing.assert_array_equal(group_map(s4, s2, 8), [1, 1, 0, 0])
@@ -145,10 +147,53 @@ def test_group_map_finds_coarsenings_only():
 
 
 def test_probe_in_spaces_names_an_unknown_training_space(rng):
-    from hypbias.analysis import probe_in_spaces
-
     x, y = blobs(rng)
     with pytest.raises(ValueError, match=re.escape(
             "The 'train_in' parameter of probe_in_spaces must name spaces among 'H'. "
             "Got 'S9' instead.")):
         probe_in_spaces(x, y, x, y, {"H": None}, ["S9"])
+
+
+def test_probe_comparison_of_a_cnn_matches_hand_pooled_numpy_probes(rng):
+    """Fig. 14: the few-shot ridge probe equals a NumPy least-squares fit on 2×2-average-pooled maps;
+    map layers get three trained probes (features of 1, 4 and 16 cells per channel), vector layers
+    one."""
+    torch.manual_seed(0)
+    model = create("small_cnn", num_classes=6, in_channels=3, widths=(4, 5)).eval()
+    means = rng.normal(size=(6, 3, 1, 1))
+
+    def sample(n):
+        y = np.repeat(np.arange(6), n)
+        x = means[y] + 0.7 * rng.normal(size=(len(y), 3, 8, 8))
+        return Labelled(torch.as_tensor(x, dtype=torch.float32), y)
+
+    many, few, test = sample(20), sample(3), sample(5)
+    spaces = {"H": None, "S2": LabelSpace([0, 0, 0, 1, 1, 1])}
+    rows = probe_comparison(model, ["blocks.block1", "head"], many, few, test, spaces, 6, epoch=4,
+                            max_iter=50)
+    got = {(r["layer"], r["space"], r["metric"]): r["value"] for r in rows}
+    kinds = {m.split("=")[1] for _, _, m in got}
+    assert kinds == {"fewshot-ridge", "fewshot-logistic", "trained-small", "trained-balanced",
+                     "trained-large", "trained"}
+    assert {m.split("=")[1] for layer, _, m in got if layer == "head"} == {
+        "fewshot-ridge", "fewshot-logistic", "trained"}
+
+    with torch.no_grad():
+        def pooled(x):
+            return F.adaptive_avg_pool2d(model.blocks.block1(x), 2).flatten(1).double().numpy()
+
+        scores = ridge_reference(pooled(few.x), few.y, pooled(test.x), 6, 1.0)
+    pred = scores.argmax(axis=1)
+    assert got["blocks.block1", "H", "probe_accuracy@probe=fewshot-ridge"] == pytest.approx(
+        100 * np.mean(pred == test.y))
+    t = spaces["S2"].t
+    assert got["blocks.block1", "S2", "probe_accuracy@probe=fewshot-ridge"] == pytest.approx(
+        100 * np.mean(t[pred] == t[test.y]))
+
+    fig = plot_probe_comparison(pd.DataFrame(rows))
+    assert [ax.get_title() for ax in fig.axes] == ["scored in H", "scored in S2"]
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert labels[:2] == ["few-shot (closed form)", "few-shot (logistic)"]
+    ridge_line = fig.axes[0].lines[0]
+    np.testing.assert_allclose(ridge_line.get_xdata(), [0, 1])
+    assert ridge_line.get_ydata()[0] == pytest.approx(100 * np.mean(pred == test.y))

@@ -172,3 +172,47 @@ __all__ = [
     "plot_cover_spaces",
     "plot_probe_depth",
 ]
+
+
+PROBE_KINDS = {"fewshot-ridge": ("few-shot (closed form)", "--", "s"),
+               "fewshot-logistic": ("few-shot (logistic)", "--", "o"),
+               "trained": ("trained", "-", "^"),
+               "trained-small": ("trained layer (small)", "-", "v"),
+               "trained-balanced": ("trained layer (balanced)", "-", "^"),
+               "trained-large": ("trained layer (large)", "-", "D")}
+"""Fig. 14's probe kinds (``probe_accuracy@probe=<kind>`` rows): legend label, line style, marker."""
+
+
+def plot_probe_comparison(metrics: pd.DataFrame, spaces: Sequence[str] | None = None) -> Figure | None:
+    """Fig. 14: accuracy of each probe kind against normalised layer depth, one panel per space.
+
+    Reads the ``probe_accuracy@probe=<kind>`` rows of the last epoch holding them; None without any.
+    """
+    kind = metrics.metric.str.extract(r"^probe_accuracy@probe=(.+)$")[0]
+    sel = metrics.assign(kind=kind)[kind.notna() & (metrics.layer.fillna("") != "")]
+    if sel.empty:
+        return None
+    epoch = sel.epoch.max()
+    sel = sel[sel.epoch == epoch]
+    spaces = list(spaces) if spaces is not None else list(dict.fromkeys(sel.space))
+    depth = normalised_depth(layer_order(sel))
+    fig, axes = plt.subplots(1, len(spaces), figsize=(3.8 * len(spaces) + 2.2, 3.3), sharey=True,
+                             layout="constrained", squeeze=False)
+    for ax, space in zip(axes[0], spaces, strict=True):
+        for name in [k for k in PROBE_KINDS if k in set(sel.kind)]:
+            rows = sel[(sel.space == space) & (sel.kind == name)]
+            x = rows.layer.map(depth).to_numpy()
+            order = np.argsort(x)
+            label, style, marker = PROBE_KINDS[name]
+            ax.plot(x[order], rows.value.to_numpy()[order], ls=style, marker=marker, ms=4,
+                    label=label)
+        ax.set_title(f"scored in {space}", fontsize=9)
+        ax.set_xlabel("normalised layer depth")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("probe accuracy (%)")
+    outside_legend(axes[0, -1], fontsize=7)
+    fig.suptitle(f"Probe types at epoch {epoch}, trained in H", fontsize=10)
+    return fig
+
+
+__all__ += ["PROBE_KINDS", "plot_probe_comparison"]

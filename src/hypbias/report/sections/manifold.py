@@ -13,6 +13,7 @@ from hypbias.report.figures_manifold import (
     plot_ccc_heatmap,
     plot_cover_curves,
     plot_cover_spaces,
+    plot_probe_comparison,
     plot_probe_depth,
 )
 from hypbias.report.html import Section, frame_table
@@ -88,6 +89,10 @@ def manifold(ctx: RunContext) -> Section | None:
         ("manifold_probes", plot_probe_depth(m, method=method),
          f"Accuracy of few-shot {method} probes against normalised depth, per label space "
          "(Fig. 6b–c, 15)."),
+        ("manifold_probe_types", plot_probe_comparison(m),
+         "Few-shot probes against probes fitted on many training examples per class with large, "
+         "medium and small pooling windows (small, balanced and large probes), at the last "
+         "compared epoch (Fig. 14)."),
     ):
         if fig is not None:
             sec.figures.append((stem, fig, caption))
