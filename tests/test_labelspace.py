@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -21,6 +22,16 @@ def test_sizes_members_apply():
     assert isinstance(out, torch.Tensor) and out.tolist() == [1, 0]
     onehot = s.one_hot()
     assert onehot.shape == (5, 3) and (onehot.argmax(1) == s.t).all()
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    (np.array([0, 5]), "must hold values in [0, 5). Got values in [0, 5] instead."),
+    (torch.tensor([-1, 2]), "must hold values in [0, 5). Got values in [-1, 2] instead."),
+    (np.array([0.0, 1.0]), "must be an integer array"),
+])
+def test_apply_refuses_labels_outside_the_classes(labels, message):
+    with pytest.raises(ValueError, match=re.escape(f"The 'labels' parameter of LabelSpace.apply {message}")):
+        LabelSpace([1, 0, 1, 2, 1]).apply(labels)
 
 
 def test_random_isomorphic_keeps_sizes_and_is_seeded():
@@ -72,6 +83,7 @@ def test_theoretical_accuracy_against_the_exact_expectation_over_random_spaces()
     exact = np.mean([label_space_accuracy(m, LabelSpace(list(a))) for a in assignments])
     pi = float(np.sum(s.sizes * (s.sizes - 1)) / (c * (c - 1)))
     assert exact == pytest.approx(acc_h + (100 - acc_h) * pi, rel=1e-12)
+    assert s.expected_random_accuracy(acc_h) == pytest.approx(exact, rel=1e-12)
     draws = np.array([label_space_accuracy(m, s.random_isomorphic(k)) for k in range(2000)])
     assert abs(draws.mean() - exact) < 4 * draws.std(ddof=1) / np.sqrt(len(draws))
     shares = s.sizes / c  # P_r with equal samples per class
