@@ -66,6 +66,7 @@ def collapse_finding(metrics: pd.DataFrame, threshold: float,
     rows = rows[rows.split == split]
     wide = rows.pivot_table(index="epoch", columns="space", values="value").sort_index()
     spaces = space_order([s for s in rows.space if s in wide], random=False)
+    spaces = [*spaces[1:], spaces[0]] if spaces[:1] == ["H"] else spaces  # H last in the sentence
     if not spaces:
         return None
     clauses = []
@@ -209,9 +210,9 @@ def picture_finding(layer: str, space: str, agreement: Mapping[int, tuple[float,
     last = agreement[epochs[-1]][0]
     verdict = ("the picture keeps the hypernym structure" if last > chance else
                "the picture does not keep the hypernym structure")
-    return (f"In the 2-D UMAP of the class means of layer {layer}, the nearest other class mean lies "
-            f"in the same {space} group for {_join(parts)} of classes (chance {100 * chance:.0f}%): "
-            f"at the last epoch {verdict}.")
+    return (f"In the 2-D UMAP of the class means of layer {layer}, the share of classes whose nearest "
+            f"other class mean lies in their own {space} group is {_join(parts)} (chance "
+            f"{100 * chance:.0f}%): at the last epoch {verdict}.")
 
 
 def severity_finding(metrics: pd.DataFrame, split: str) -> str | None:
