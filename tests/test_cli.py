@@ -29,7 +29,7 @@ def test_run_then_report(tmp_path, capsys):
     assert (out / "report.html").exists()
     # a second run into the same directory is refused unless --overwrite
     assert main(["run", "--out", str(out), *TINY]) == 2
-    assert "already holds a run" in capsys.readouterr().err
+    assert "already holds a finished run" in capsys.readouterr().err
     assert main(["run", "--out", str(out), "--overwrite", "--no-report", *TINY]) == 0
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from hypbias import Hierarchy
 from hypbias.cli import main
 from hypbias.errors import ConfigError, DataError
+from hypbias.hierarchy.files import write_hierarchy
 from hypbias.report.compare import compare_runs
 
 EPOCHS = range(5)
@@ -39,6 +42,8 @@ def fake_run(path: Path, loss: str, tau_s4: float, severity: float, acc_h: float
                "tau_sd": {"val": {"R4": 0.7}}, "final_accuracy": {}, "findings": []}
     (path / "summary.json").write_text(json.dumps(summary))
     (path / "config.yaml").write_text(yaml.safe_dump({"loss": {"name": loss}}))
+    write_hierarchy(Hierarchy.from_nested({"g": ["a", "b"], "h": ["c", "d"]}),
+                    path / "hierarchy.json")
     return path
 
 
@@ -136,3 +141,30 @@ def test_runs_with_the_same_directory_name_are_told_apart_by_path(tmp_path):
     table = pd.read_csv(tmp_path / "cmp" / "comparison.csv").set_index(["quantity", "space"])
     assert list(table.columns[1:]) == [str(a), str(b), f"Δ {b}"]
     assert table.loc[("tau_0.95 (epochs)", "S4"), f"Δ {b}"] == -1.0
+
+
+def test_nan_metrics_of_a_two_group_space_are_shown_as_na(tmp_path):
+    """A space whose every value is NaN (here S2's NC1) keeps its row, shown as n/a."""
+    dirs = []
+    for name in ("a", "b"):
+        path = fake_run(tmp_path / name, "ce", 3.0, 1.0, 90.0)
+        frame = pd.read_csv(path / "metrics.csv")
+        nc = frame[(frame.metric == "nc1") & (frame.space == "S4")].assign(space="S2", value=np.nan)
+        pd.concat([frame, nc]).to_csv(path / "metrics.csv", index=False)
+        dirs.append(path)
+    page = compare_runs(dirs, out=tmp_path / "cmp")
+    lines = (tmp_path / "cmp" / "comparison.csv").read_text(encoding="utf-8").splitlines()
+    assert "final nc1,S2,train,n/a,n/a,n/a" in lines
+    assert "final nc1,S4,train,0.1,0.1,0.0" in lines
+    assert "<td>n/a</td>" in page.read_text(encoding="utf-8")
+
+
+def test_runs_of_other_classes_are_refused(runs, tmp_path, capsys):
+    write_hierarchy(Hierarchy.from_nested({"g": ["a", "b"], "h": ["c", "x"]}),
+                    runs[2] / "hierarchy.json")
+    assert main(["compare", *map(str, runs), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"hypbias compare: error: {runs[2] / 'hierarchy.json'}: its 4 classes differ "
+                   f"from the 4 of {runs[0]} (class 'x' is in one run only); compare runs of one "
+                   "dataset")
+    assert not (tmp_path / "out").exists()

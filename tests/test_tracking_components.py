@@ -96,14 +96,16 @@ def test_collapse_is_measured_every_k_epochs(tmp_path):
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("nc.split=test", "'nc.split' = 'test' must be one of track.splits"),
+    ("nc.split=test", "'nc.split' must be one of 'train', 'val'. Got 'test' instead."),
+    ("track.splits=[val]", "'nc.split' = 'train' must be one of track.splits"),
     ("nc.spaces=[S7]", "'nc.spaces' must be 'all' or a list of space names among H, S4"),
     ("nc.every=-1", "'nc.every' must be an int >= 0. Got -1 instead."),
 ])
 def test_bad_nc_sections(override, message, tmp_path):
-    config = load_config(None, [*OVERRIDES, override])
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
-        run_experiment(config, tmp_path, progress=False, report=False)
+        run_experiment(load_config(None, [*OVERRIDES, override]), tmp_path, progress=False,
+                       report=False)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
 def test_final_class_statistics_are_saved_and_give_the_same_collapse(nc_run):

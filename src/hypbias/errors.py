@@ -4,7 +4,12 @@ from __future__ import annotations
 
 
 class HypbiasError(Exception):
-    """Base class of every error raised on purpose by hypbias."""
+    """Base class of every error raised on purpose by hypbias.
+
+    ``exit_code`` is the command line's exit status for it (DESIGN.md §4): 2, bad input.
+    """
+
+    exit_code = 2
 
 
 class HierarchyError(HypbiasError, ValueError):
@@ -17,6 +22,23 @@ class ConfigError(HypbiasError, ValueError):
 
 class DataError(HypbiasError, ValueError):
     """A dataset on disk is missing or malformed."""
+
+
+class TrainingDiverged(HypbiasError):
+    """Training stopped at an epoch whose loss or outputs were not finite (exit code 3); what was
+    measured before it is kept."""
+
+    exit_code = 3
+
+
+class TrainingInterrupted(HypbiasError):
+    """Training was interrupted (Ctrl-C) at ``epoch`` (exit code 130)."""
+
+    exit_code = 130
+
+    def __init__(self, epoch: int, message: str | None = None) -> None:
+        super().__init__(message or f"interrupted at epoch {epoch}")
+        self.epoch = epoch
 
 
 class MissingDependencyError(HypbiasError, ImportError):

@@ -1,13 +1,32 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename over it."""
+"""Atomic file writes: write to a temporary file beside the target, then rename over it.
+
+Files are created with the permissions the umask leaves of 0o666, like any file a program opens
+for writing (``tempfile.mkstemp`` would make them 0o600: unreadable to colleagues on a shared disk).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+TEMPORARY_SUFFIX = ".tmp"
+"""Temporary files are ``.<name>.<random>.tmp`` beside their target."""
+
+
+def _create_temporary(path: Path) -> Path:
+    """A new empty file ``.<name>.<random>.tmp`` beside ``path``, mode 0o666 less the umask."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{TEMPORARY_SUFFIX}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"{path.parent}: cannot create a temporary file for {path.name}")
 
 
 @contextlib.contextmanager
@@ -18,8 +37,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _create_temporary(path)
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -16,6 +16,16 @@ Layout (DESIGN.md §4)::
     figures/*.png, report.html
 
 Every file is written atomically (temporary file, then rename).
+
+A run directory holds one run. :meth:`RunDir.start` makes a directory a new run's: one that holds
+an earlier run's files is refused unless it may overwrite them, and then they are removed only after
+the new ``config.yaml`` has replaced the old one. That rename is the commit point: a process killed
+before it leaves the earlier run intact; killed after it, the directory is the new run's, and a
+marker file (``.overwrite.json``, the new config's fingerprint) tells ``hypbias run --resume`` to
+finish the removal (:meth:`RunDir.finish_overwrite`).
+
+Every reader raises a one-line :class:`~hypbias.errors.DataError` naming the file when it is
+missing, truncated or malformed.
 """
 
 from __future__ import annotations
@@ -23,12 +33,16 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import zipfile
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,10 +50,30 @@ import torch
 import yaml
 
 from hypbias._version import __version__
-from hypbias.errors import DataError
+from hypbias.errors import DataError, HypbiasError
 from hypbias.hierarchy.tree import Hierarchy
-from hypbias.io import atomic_path, atomic_torch_save, atomic_write, atomic_write_text
+from hypbias.io import (
+    TEMPORARY_SUFFIX,
+    atomic_path,
+    atomic_torch_save,
+    atomic_write,
+    atomic_write_text,
+)
 from hypbias.labelspace.spaceset import SpaceSet
+
+T = TypeVar("T")
+
+RUN_FILES = ("config.yaml", "environment.json", "hierarchy.json", "spaces.npz", "spaces.json",
+             "confusion.npz", "log.csv", "log.parquet", "metrics.csv", "metrics.parquet",
+             "summary.json", "timing.json", "model.pt", "analysis.json", "report.html",
+             "learned_hierarchy.json", "learned_hierarchy_analysis.json")
+"""The files a run writes at the top of its directory (besides ``<component>.npz`` arrays)."""
+
+RUN_FOLDERS = ("checkpoints", "figures")
+OVERWRITE_MARKER = ".overwrite.json"
+UNREADABLE = (OSError, ValueError, EOFError, KeyError, IndexError, TypeError, zipfile.BadZipFile,
+              zlib.error, yaml.YAMLError)
+"""What reading a truncated or malformed file raises (JSON, CSV, YAML, NumPy and Parquet readers)."""
 
 
 def environment(device: str | None = None) -> dict[str, Any]:
@@ -109,6 +143,86 @@ class RunDir:
             raise DataError(f"{p}: missing (is {self.path} a hypbias run directory?)")
         return p
 
+    def read(self, name: str, reader: Callable[[Path], T]) -> T:
+        """``reader(path)`` of a required file; a one-line DataError naming the file when it is
+        missing, truncated or malformed."""
+        path = self.require(name)
+        try:
+            return reader(path)
+        except HypbiasError:
+            raise
+        except UNREADABLE as err:
+            text = str(err).strip()
+            detail = f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+            raise DataError(f"{path}: cannot be read, truncated or malformed ({detail})") from None
+
+    # ------------------------------------------------------------------ one run per directory
+    def earlier_files(self) -> list[Path]:
+        """The files and folders of a run found in the directory (an unfinished one's included)."""
+        if not self.path.is_dir():
+            return []
+        found = []
+        for entry in self.path.iterdir():
+            name = entry.name
+            if (name in RUN_FILES or name in RUN_FOLDERS or name == OVERWRITE_MARKER
+                    or (entry.is_file() and name.endswith(".npz"))
+                    or (name.startswith(".") and name.endswith(TEMPORARY_SUFFIX))):
+                found.append(entry)
+        return sorted(found)
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether the run finished (its ``summary.json`` was written)."""
+        return self.file("summary.json").is_file() and not self.file(OVERWRITE_MARKER).exists()
+
+    def start(self, config_text: str, fingerprint: str, *, overwrite: bool = False) -> None:
+        """Make the directory a new run's, writing its ``config.yaml``.
+
+        An earlier run's files are refused unless ``overwrite``; then they are removed after the new
+        ``config.yaml`` is in place (see the module docstring), the marker recording ``fingerprint``
+        (the new config's) in between.
+        """
+        earlier = self.earlier_files()
+        if earlier and not overwrite:
+            state = ("a finished run" if self.is_complete else
+                     f"an unfinished run: continue it with 'hypbias run --resume {self.path}'")
+            raise DataError(f"{self.path}: already holds {state}; choose another --out, or pass "
+                            "--overwrite to replace it")
+        self.path.mkdir(parents=True, exist_ok=True)
+        if earlier:
+            self.write_json(OVERWRITE_MARKER, {"fingerprint": fingerprint})
+        atomic_write_text(self.file("config.yaml"), config_text)
+        if earlier:
+            self.finish_overwrite()
+
+    def pending_overwrite(self, fingerprint: str) -> bool:
+        """Whether an ``--overwrite`` of the run with config ``fingerprint`` was killed after its
+        commit point: its ``config.yaml`` is in place, the earlier run's files still to remove."""
+        marker = self.file(OVERWRITE_MARKER)
+        if not marker.is_file():
+            return False
+        try:
+            recorded = json.loads(marker.read_text(encoding="utf-8")).get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            return False
+        return recorded == fingerprint
+
+    def finish_overwrite(self) -> None:
+        """Remove every run file but ``config.yaml``, then the marker (see :meth:`start`)."""
+        marker = self.file(OVERWRITE_MARKER)
+        for entry in self.earlier_files():
+            if entry.name in ("config.yaml", OVERWRITE_MARKER):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
+
+    def drop_overwrite_marker(self) -> None:
+        """Forget a marker left by an ``--overwrite`` killed before its commit point."""
+        self.file(OVERWRITE_MARKER).unlink(missing_ok=True)
+
     # ------------------------------------------------------------------ writers
     def write_yaml(self, name: str, data: Any) -> None:
         atomic_write_text(self.file(name), yaml.safe_dump(data, sort_keys=False))
@@ -141,49 +255,74 @@ class RunDir:
 
     @cached_property
     def config(self) -> dict[str, Any]:
-        return yaml.safe_load(self.require("config.yaml").read_text(encoding="utf-8"))
+        """``config.yaml`` as a plain mapping (checked against the schema by those who build from
+        it: :func:`hypbias.experiment.open_run`)."""
+        return self.read("config.yaml", lambda p: _mapping(yaml.safe_load(_text(p)), "a mapping"))
 
     @cached_property
     def summary(self) -> dict[str, Any]:
-        return json.loads(self.require("summary.json").read_text(encoding="utf-8"))
+        return self.read("summary.json", lambda p: _mapping(json.loads(_text(p)), "a JSON object"))
 
     @cached_property
     def metrics(self) -> pd.DataFrame:
         """The long-format metrics table (``layer`` is the empty string where not per-layer)."""
-        parquet = self.file("metrics.parquet")
-        if parquet.exists():
-            return pd.read_parquet(parquet)
-        return pd.read_csv(self.require("metrics.csv"), dtype={"layer": str}, keep_default_na=False,
-                           na_values={"value": ["", "nan", "NaN"]})
+        if self.file("metrics.parquet").exists():
+            return self.read("metrics.parquet", pd.read_parquet)
+        return self.read("metrics.csv", lambda p: pd.read_csv(
+            p, dtype={"layer": str}, keep_default_na=False, na_values={"value": ["", "nan", "NaN"]}))
 
     @cached_property
     def log(self) -> pd.DataFrame:
-        return pd.read_csv(self.require("log.csv"))
+        return self.read("log.csv", pd.read_csv)
 
     @cached_property
     def hierarchy(self) -> Hierarchy:
-        path = self.require("hierarchy.json")
-        return Hierarchy.from_dict(json.loads(path.read_text(encoding="utf-8")), source=str(path))
+        return self.read("hierarchy.json", lambda p: Hierarchy.from_dict(
+            _mapping(json.loads(_text(p)), "a JSON object"), source=str(p)))
 
     def confusion(self) -> dict[str, np.ndarray]:
-        """Split -> array (epochs + 1, C, C)."""
-        with np.load(self.require("confusion.npz")) as data:
-            return {k: data[k] for k in data.files}
+        """Split -> array (epochs + 1, C, C) of counts."""
+        arrays = self.read("confusion.npz", _npz)
+        for split, m in arrays.items():
+            if m.ndim != 3 or m.shape[1] != m.shape[2] or not np.issubdtype(m.dtype, np.integer):
+                raise DataError(f"{self.file('confusion.npz')}: '{split}' must be an integer array of "
+                                f"shape (epochs + 1, C, C). Got {m.dtype} of shape {m.shape} instead.")
+        return arrays
 
     def space_arrays(self) -> dict[str, np.ndarray]:
-        with np.load(self.require("spaces.npz")) as data:
-            return {k: data[k] for k in data.files}
+        return self.read("spaces.npz", _npz)
 
     @cached_property
     def spaces(self) -> SpaceSet:
         """The label spaces the run was analysed with (``spaces.npz`` and ``spaces.json``)."""
-        layout = json.loads(self.require("spaces.json").read_text(encoding="utf-8"))
-        return SpaceSet.from_arrays(self.space_arrays(), layout)
+        layout = self.read("spaces.json", lambda p: _mapping(json.loads(_text(p)), "a JSON object"))
+        arrays = self.space_arrays()
+        missing = [n for name, draws in layout.items() for n in [name, *draws] if n not in arrays]
+        if missing:
+            raise DataError(f"{self.file('spaces.npz')}: no array {missing[0]!r}, which "
+                            f"{self.file('spaces.json')} names")
+        return self.read("spaces.json", lambda _: SpaceSet.from_arrays(arrays, layout))
 
     def write_spaces(self, spaces: SpaceSet) -> None:
         """``spaces.npz`` and ``spaces.json``, read back by :attr:`spaces`."""
         self.write_npz("spaces.npz", spaces.to_arrays())
         self.write_json("spaces.json", spaces.layout())
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def _mapping(value: Any, what: str) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError(f"must hold {what}, not {type(value).__name__}")
+    return value
+
+
+def _npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, read in full (no pickled objects)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
 
 
 def _json_default(obj: Any) -> Any:

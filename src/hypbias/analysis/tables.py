@@ -40,7 +40,8 @@ def space_curves(metrics: pd.DataFrame, metric: str, split: str | None = None,
         return pd.DataFrame()
     if fold_draws:
         sel = sel.assign(space=sel.space.str.split("#").str[0])
-    wide = sel.pivot_table(index="epoch", columns="space", values="value", aggfunc="mean")
+    wide = sel.pivot_table(index="epoch", columns="space", values="value", aggfunc="mean",
+                           dropna=False)  # a space whose values are all NaN keeps its column
     return wide[space_order(sel.space)].sort_index()
 
 

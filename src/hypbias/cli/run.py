@@ -14,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run", help="train an experiment and write its run directory and report",
         description="Train the experiment of CONFIG (default: the embedded synthetic experiment), "
-                    "track every epoch and write the run directory with report.html.",
+                    "track every epoch and write the run directory with report.html. The whole "
+                    "config is checked before anything is written.",
     )
     p.add_argument("config", nargs="?", default=None,
                    help="YAML config file or packaged config name (default: synthetic)")
@@ -24,37 +25,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="override a config value, e.g. --set train.epochs=10 (repeatable)")
     p.add_argument("--data-dir", default=None, help="dataset root on disk (sets data.root)")
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
-                   help="continue a killed run from its newest checkpoint (needs train.save_every > 0)")
+                   help="continue an unfinished run from its newest checkpoint (train.save_every "
+                        "> 0), with the config it started with")
     p.add_argument("--overwrite", action="store_true",
-                   help="reuse an existing run directory (its files are replaced)")
+                   help="replace the run in the run directory (its files are removed once the new "
+                        "config is valid)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    from hypbias.experiment import run_experiment
-    from hypbias.rundir import RunDir
+    from hypbias.experiment import open_run, run_experiment
     from hypbias.train import distributed
     from hypbias.train.config import load_config
 
     if args.resume is not None:
-        if args.config or args.overrides or args.data_dir:
+        if args.config or args.overrides or args.data_dir or args.out or args.overwrite:
             raise ConfigError("--resume continues a run with its saved config.yaml; "
-                              "it takes no CONFIG, --set or --data-dir")
+                              "it takes no CONFIG, --set, --data-dir, --out or --overwrite")
         out = Path(args.resume)
-        config = RunDir(out).config
+        _, config = open_run(out)
     else:
         overrides = list(args.overrides)
         if args.data_dir is not None:
             overrides.append(f"data.root={args.data_dir}")
         config = load_config(args.config, overrides)
-        out = Path(args.out) if args.out else Path("runs") / _stem(config["config_file"])
-        if (out / "metrics.csv").exists() and not args.overwrite:
-            raise ConfigError(f"{out}: already holds a run; choose another --out or pass --overwrite")
+        out = Path(args.out) if args.out else Path("runs") / _stem(config.config_file)
     try:
         run = run_experiment(config, out, progress=not args.no_progress, report=not args.no_report,
-                             resume=args.resume is not None)
+                             resume=args.resume is not None, overwrite=args.overwrite)
         is_main = distributed.rank() == 0
     finally:
         distributed.teardown()

@@ -8,6 +8,10 @@ come back as ``bytes``; both spellings are accepted.
 
 The hierarchy is the dataset's own: each of the 20 coarse classes is the parent of the 5 fine
 classes whose samples carry its coarse label, and ``spaces["S20"]`` is that map (App. C.1.4).
+
+The pickles are read by :class:`DataUnpickler`, which builds only what the format holds (dicts,
+lists, strings, bytes, numbers and NumPy arrays): a file carrying any other object, such as one
+whose unpickling would run a command, is refused before anything in it runs.
 """
 
 from __future__ import annotations
@@ -41,11 +45,44 @@ def find_cifar100(root: str | Path | None) -> Path:
                     f"{DOWNLOAD_HINT}")
 
 
+class RefusedObject(pickle.UnpicklingError):
+    """A pickle names a global that :class:`DataUnpickler` does not build."""
+
+
+class DataUnpickler(pickle.Unpickler):
+    """An unpickler that builds plain data and NumPy arrays only.
+
+    Containers, strings, bytes and numbers need no global; the only globals admitted are the few
+    that NumPy's own pickles of arrays, dtypes and scalars name (:data:`ADMITTED`), in the spelling
+    of NumPy 1 (``numpy.core``) and 2 (``numpy._core``). Any other global is refused before it is
+    imported, so nothing a file names is ever called.
+    """
+
+    ADMITTED = frozenset({
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+        *((f"numpy.{core}.multiarray", name) for core in ("core", "_core")
+          for name in ("_reconstruct", "scalar")),
+        *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
+    })
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ADMITTED:
+            raise RefusedObject(f"{module}.{name}")
+        if module.startswith("numpy.core.") and hasattr(np, "_core"):  # NumPy 2 reading NumPy 1's
+            module = "numpy._core." + module.removeprefix("numpy.core.")
+        return super().find_class(module, name)
+
+
 def read_pickle(path: Path) -> dict[str, Any]:
-    """Unpickle one CIFAR file into a dict with ``str`` keys; DataError when truncated or garbled."""
+    """Unpickle one CIFAR file into a dict with ``str`` keys (:class:`DataUnpickler`); DataError
+    when truncated, garbled or holding anything but plain data and NumPy arrays."""
     try:
         with open(path, "rb") as fh:
-            data = pickle.load(fh, encoding="latin1")
+            data = DataUnpickler(fh, encoding="latin1").load()
+    except RefusedObject as err:
+        raise DataError(f"{path}: refused: it holds a Python object ({err}) where CIFAR files hold "
+                        "only dicts, lists, strings, numbers and NumPy arrays; nothing in it was "
+                        "run") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             IndexError, KeyError, ImportError) as err:
         raise DataError(f"{path}: truncated or corrupt pickle ({type(err).__name__}: "

@@ -4,10 +4,13 @@ Written into the output folder (default: ``compare/`` beside the first run direc
 
 * ``comparison.csv``: one row per quantity (τ_q, final accuracy per label space, final mistake
   severity and hierarchical top-k distances, final NC metrics per space), one column per run, and
-  one ``Δ <run>`` column per run against the first (the baseline);
+  one ``Δ <run>`` column per run against the first (the baseline); a value a run measured as NaN
+  (or did not measure) reads ``n/a``;
 * ``comparison.txt``: the one-sentence finding;
 * ``comparison.html``: the table, the finding and the overlaid curves, one self-contained page
   (figures embedded, also saved under ``figures/``).
+
+Runs are compared only when they classify the same classes (their ``hierarchy.json``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from hypbias.metrics.rows import COLUMNS
 from hypbias.report import figures_compare as FC
 from hypbias.report.html import Section, render_page, write_page
 from hypbias.rundir import RunDir, main_split
+
+NA = "n/a"
+"""How the table shows a value that is NaN or was not measured."""
 
 
 @dataclass
@@ -52,6 +58,20 @@ def load_run(path: str | Path, name: str) -> Run:
     if missing:
         raise DataError(f"{path / 'metrics.csv'}: missing column {missing[0]!r}")
     return Run(name, run, metrics, run.summary)
+
+
+def check_same_classes(runs: Sequence[Run]) -> None:
+    """Refuse runs whose classes (``hierarchy.json``) differ from the first run's."""
+    first = runs[0].run.hierarchy.classes
+    for r in runs[1:]:
+        classes = r.run.hierarchy.classes
+        if classes != first:
+            extra = sorted(set(classes) - set(first)) or sorted(set(first) - set(classes))
+            what = (f"class {extra[0]!r} is in one run only" if extra
+                    else "the classes are in another order")
+            raise DataError(f"{r.run.file('hierarchy.json')}: its {len(classes)} classes differ from "
+                            f"the {len(first)} of {runs[0].run.path} ({what}); compare runs of one "
+                            "dataset")
 
 
 def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None,
@@ -78,13 +98,14 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None,
         raise ConfigError(f"--names must give {len(run_dirs)} distinct names (one per run "
                           f"directory). Got {list(names)!r} instead.")
     runs = [load_run(p, n) for p, n in zip(run_dirs, names, strict=True)]
+    check_same_classes(runs)
     out = Path(out) if out is not None else Path(run_dirs[0]).parent / "compare"
     split = common_split(runs)
     q = float(runs[0].summary.get("q", 0.95))
 
     table = comparison_table(runs, split)
     sentence = finding(runs, split)
-    atomic_write_text(out / "comparison.csv", table.round(6).to_csv(index=False))
+    atomic_write_text(out / "comparison.csv", table.round(6).to_csv(index=False, na_rep=NA))
     atomic_write_text(out / "comparison.txt", sentence + "\n")
 
     frames = {r.name: r.metrics for r in runs}
@@ -96,7 +117,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None,
         f"{100 * q:.0f}% of the space's best (paper Fig. 4); random spaces R are means over "
         "their draws.",
     ])
-    overview.tables.append(table.to_html(index=False, na_rep="—", float_format=_fmt))
+    overview.tables.append(table.to_html(index=False, na_rep=NA, float_format=_fmt))
     overview.figures = [
         (stem, fig, caption) for stem, fig, caption in [
             ("compare_accuracy", FC.plot_accuracy_overlay(frames, split),
@@ -134,8 +155,9 @@ def common_split(runs: Sequence[Run]) -> str:
 
 
 def _final(run: Run, metric: str, split: str | None) -> dict[str, float]:
+    """Each space's value at the last epoch the metric was measured (NaN stays NaN)."""
     wide = space_curves(run.metrics, metric, split)
-    return {} if wide.empty else wide.ffill().iloc[-1].to_dict()
+    return {} if wide.empty else wide.iloc[-1].to_dict()
 
 
 def comparison_table(runs: Sequence[Run], split: str) -> pd.DataFrame:
@@ -194,4 +216,4 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-__all__ = ["Run", "compare_runs", "comparison_table", "finding", "load_run"]
+__all__ = ["Run", "check_same_classes", "compare_runs", "comparison_table", "finding", "load_run"]

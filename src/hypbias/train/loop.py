@@ -1,7 +1,14 @@
 """The training loop: a plain function you can read top to bottom.
 
-Epoch 0 is an evaluation of the untrained model; each later epoch is one pass of training followed
+:func:`prepare_training` builds everything the config describes (dataset, model, optimiser, schedule,
+loss, tracker) and so finds every bad value before anything is written; :func:`run_training` then
+evaluates the untrained model (epoch 0) and runs each later epoch as one pass of training followed
 by an evaluation of every tracked split, which feeds the :class:`~hypbias.train.tracker.Tracker`.
+:func:`train` does both.
+
+A non-finite training loss or model output stops the run at that epoch: the result carries a
+:class:`Divergence` and every epoch measured before it. Ctrl-C raises
+:class:`~hypbias.errors.TrainingInterrupted` naming the epoch.
 
 Under ``torchrun`` the loop trains with ``DistributedDataParallel``: every process draws the same
 permutation of the training set and takes its own slice of it; evaluation shards are disjoint
@@ -26,32 +33,59 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from hypbias._validation import check_choice, check_float, check_int
 from hypbias.data.augment import make_augment
 from hypbias.data.base import DatasetBundle, TensorSplit, create_dataset
-from hypbias.errors import ConfigError
+from hypbias.errors import ConfigError, HypbiasError, TrainingInterrupted
 from hypbias.labelspace import LabelSpace
 from hypbias.losses import build_loss
 from hypbias.models.base import Classifier
 from hypbias.models.registry import create, factory_parameters
 from hypbias.train import checkpoint, distributed
-from hypbias.train.config import config_error, section
+from hypbias.train.config import Config, as_config
+from hypbias.train.config.schema import Origins
+from hypbias.train.config.sections import ModelSection, TrainSection
 from hypbias.train.ema import ModelEMA
 from hypbias.train.schedules import build_scheduler
 from hypbias.train.tracker import Tracker, TrackerComponent
 
 
+@dataclass(frozen=True)
+class Divergence:
+    """Where training stopped: the epoch whose loss or outputs were not finite."""
+
+    epoch: int
+    what: str
+    """``"the training loss is nan"`` or ``"the model's outputs are not finite"``."""
+    last_loss: tuple[int, float] | None
+    """(epoch, mean training loss) of the last epoch with a finite loss, if any."""
+
+    def describe(self) -> str:
+        last = (f"last finite loss {self.last_loss[1]:.4g} at epoch {self.last_loss[0]}"
+                if self.last_loss else "no finite loss before it")
+        return f"training diverged at epoch {self.epoch}: {self.what} ({last})"
+
+
 @dataclass
 class TrainResult:
-    """What :func:`train` returns: the trained model, its tracker and a per-epoch log."""
+    """What :func:`train` returns: the trained model, its tracker and a per-epoch log.
+
+    ``diverged`` is set when training stopped early (the model then holds non-finite weights; the
+    tracker and the log hold the epochs measured before).
+    """
 
     model: Classifier
     tracker: Tracker
     bundle: DatasetBundle
     log: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    diverged: Divergence | None = None
 
 
+class NonFiniteOutputs(Exception):
+    """Raised by :func:`evaluate` when the model's logits or features hold NaN or infinity."""
+
+
+# ---------------------------------------------------------------------------- building
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; return the generator that orders the training data."""
     random.seed(seed)
@@ -60,70 +94,104 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available, else the CPU; under torchrun, the local rank's GPU."""
+def resolve_device(name: str, origins: Origins | None = None) -> torch.device:
+    """``auto`` picks CUDA when available, else the CPU (under torchrun, the local rank's GPU); a
+    device that is not there is a ConfigError on ``train.device``."""
+    origins = origins or Origins("the config")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", distributed.local_rank())
         return torch.device("cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise origins.error("train.device", f"= {name!r}, but CUDA is not available here "
+                            "(no GPU, or a CPU-only torch); use 'auto' or 'cpu'")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise origins.error("train.device", f"= {name!r}, but this machine has "
+                            f"{torch.cuda.device_count()} CUDA devices")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise origins.error("train.device", f"= {name!r}, but MPS is not available here")
+    return device
 
 
-def build_bundle(config: dict[str, Any]) -> DatasetBundle:
+def factory_error(err: Exception, section: str, owner: str, options: Mapping[str, Any],
+                  origins: Origins) -> ConfigError:
+    """A factory's ValueError as a ConfigError naming where the option it complains of was set
+    (``owner``, e.g. ``"dataset 'synthetic'"``, when it names none of the options)."""
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    named = [k for k in options if f"'{k}'" in text]
+    if not named:
+        return ConfigError(f"{origins.of(section)}: {owner}: {text}")
+    dotted = f"{section}.{named[0]}"
+    return ConfigError(f"{origins.of(dotted)}: '{dotted}': {text}")
+
+
+def build_bundle(config: Config | Mapping[str, Any]) -> DatasetBundle:
     """The configured dataset (``data.name`` plus its options; ``data.root`` only when set)."""
-    data_cfg = section(config, "data")
-    if data_cfg.get("root") is None:
-        data_cfg.pop("root", None)
-    return create_dataset(data_cfg.pop("name"), **data_cfg)
+    config = as_config(config)
+    data = config.data
+    options = dict(data.options) if data.root is None else {**data.options, "root": data.root}
+    try:
+        return create_dataset(data.name, **options)
+    except HypbiasError:
+        raise
+    except ValueError as err:
+        raise factory_error(err, "data", f"dataset {data.name!r}", data.options,
+                            config.origins) from None
 
 
-def build_model(model_cfg: dict[str, Any], bundle: DatasetBundle) -> Classifier:
-    """Create the configured model, passing the input size to factories that take it."""
-    options = dict(model_cfg)
-    name = options.pop("name")
-    params = factory_parameters(name)
+def build_model(model_cfg: ModelSection | Mapping[str, Any], bundle: DatasetBundle,
+                origins: Origins | None = None) -> Classifier:
+    """Create the configured model, passing the input size to factories that take it.
+
+    ``model_cfg`` is the ``model:`` section, parsed or plain (``{"name": "mlp", "hidden": [64]}``).
+    """
+    origins = origins or Origins("the config")
+    if not isinstance(model_cfg, ModelSection):
+        model_cfg = ModelSection.parse(model_cfg, origins)
+    options = dict(model_cfg.options)
+    params = factory_parameters(model_cfg.name)
     shape = bundle.input_shape
     if "in_features" in params and "in_features" not in options:
         options["in_features"] = int(np.prod(shape))
     if "in_channels" in params and "in_channels" not in options and len(shape) == 3:
         options["in_channels"] = shape[0]
-    return create(name, bundle.num_classes, **options)
+    try:
+        return create(model_cfg.name, bundle.num_classes, **options)
+    except HypbiasError:
+        raise
+    except ValueError as err:
+        raise factory_error(err, "model", f"model {model_cfg.name!r}", model_cfg.options,
+                            origins) from None
 
 
-def build_optimizer(model: nn.Module, train_cfg: dict[str, Any]) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, tc: TrainSection) -> torch.optim.Optimizer:
     """SGD (momentum, Nesterov) or AdamW with the configured learning rate and weight decay."""
-    name = check_choice(train_cfg["optimizer"], "train.optimizer", "the config", ["sgd", "adamw"])
-    lr = check_float(train_cfg["lr"], "train.lr", "the config", low=0, low_open=True)
-    wd = check_float(train_cfg["weight_decay"], "train.weight_decay", "the config", low=0)
-    if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=train_cfg["momentum"],
-                               nesterov=bool(train_cfg["nesterov"]), weight_decay=wd)
-    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    if tc.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum,
+                               nesterov=tc.nesterov, weight_decay=tc.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, train_cfg: dict[str, Any],
+def make_scheduler(optimizer: torch.optim.Optimizer, tc: TrainSection,
                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-step learning-rate schedule (cosine, step or constant, with linear warmup)."""
-    return build_scheduler(
-        optimizer,
-        total_steps=train_cfg["epochs"] * steps_per_epoch,
-        schedule=train_cfg["schedule"],
-        warmup_steps=int(train_cfg["warmup_epochs"] * steps_per_epoch),
-        milestones=train_cfg["milestones"],
-        gamma=train_cfg["gamma"],
-    )
+    return build_scheduler(optimizer, total_steps=tc.epochs * steps_per_epoch, schedule=tc.schedule,
+                           warmup_steps=int(tc.warmup_epochs * steps_per_epoch),
+                           milestones=tc.milestones, gamma=tc.gamma)
 
 
-def make_loss(config: dict[str, Any], bundle: DatasetBundle,
+def make_loss(config: Config, bundle: DatasetBundle,
               spaces: Mapping[str, LabelSpace] | None) -> nn.Module:
     """The configured ``loss:`` (see :func:`hypbias.losses.build_loss`); errors name the config file."""
     try:
-        return build_loss(section(config, "loss"), bundle.hierarchy, spaces,
-                          label_smoothing=config["train"]["label_smoothing"])
+        return build_loss(config.loss, bundle.hierarchy, spaces,
+                          label_smoothing=config.train.label_smoothing)
     except ConfigError as err:
-        raise ConfigError(f"{config.get('config_file', 'config')}: {err}") from None
+        raise ConfigError(f"{config.origins.of('loss')}: {err}") from None
 
 
+# ---------------------------------------------------------------------------- batches
 def batches(split: Dataset, batch_size: int, *, device: torch.device,
             indices: torch.Tensor | None = None, num_workers: int = 0,
             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -150,13 +218,20 @@ def batches(split: Dataset, batch_size: int, *, device: torch.device,
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
+def _memory_format(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    if x.ndim == 4 and getattr(model, "_hypbias_channels_last", False):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 @torch.no_grad()
 def evaluate(model: Classifier, bundle: DatasetBundle, tracker: Tracker, device: torch.device,
              batch_size: int, autocast: contextlib.AbstractContextManager | None = None) -> None:
     """One evaluation pass per tracked split (and a second where a component asks for it).
 
     Under torchrun each process evaluates a disjoint shard (every ``world``-th sample) and the
-    tracker's statistics are summed over processes afterwards.
+    tracker's statistics are summed over processes afterwards. Raises :class:`NonFiniteOutputs`
+    before a batch with NaN or infinite logits or features reaches the tracker.
     """
     was_training = model.training
     model.eval()
@@ -173,20 +248,17 @@ def evaluate(model: Classifier, bundle: DatasetBundle, tracker: Tracker, device:
             for x, y in batches(data, batch_size, device=device, indices=shard):
                 with autocast or contextlib.nullcontext():
                     logits, feats = model.forward_with_features(_memory_format(x, model))
+                if not bool(torch.isfinite(logits).all() & torch.isfinite(feats).all()):
+                    raise NonFiniteOutputs(split)
                 feed(logits.float(), y, split=split, features=feats.float())
     tracker.all_reduce()
     model.train(was_training)
 
 
-def _memory_format(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    if x.ndim == 4 and getattr(model, "_hypbias_channels_last", False):
-        return x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
+# ---------------------------------------------------------------------------- one run
 @dataclass
 class _Step:
-    """What one optimisation step needs; built once by :func:`train`."""
+    """What one optimisation step needs."""
 
     forward: Callable[[torch.Tensor], torch.Tensor]
     model: Classifier
@@ -198,9 +270,85 @@ class _Step:
     autocast: contextlib.AbstractContextManager | None
 
 
+@dataclass
+class Training:
+    """A run ready to start: everything built from a checked config, nothing written yet."""
+
+    config: Config
+    bundle: DatasetBundle
+    device: torch.device
+    step: _Step
+    tracker: Tracker
+    state: checkpoint.TrainingState
+    data_order: torch.Generator
+    steps_per_epoch: int
+
+    @property
+    def model(self) -> Classifier:
+        return self.step.model
+
+    def evaluated_weights(self) -> contextlib.AbstractContextManager:
+        """The weights the tracker measures: the EMA swapped in when the run keeps one."""
+        ema = self.step.ema
+        return ema.swapped(self.model) if ema is not None else contextlib.nullcontext()
+
+
+def prepare_training(config: Config | Mapping[str, Any], *, bundle: DatasetBundle | None = None,
+                     components: list[TrackerComponent] | None = None,
+                     spaces: Mapping[str, LabelSpace] | None = None) -> Training:
+    """Build every object of a run from ``config``; any bad value raises before anything is written.
+
+    Parameters are those of :func:`train`.
+    """
+    config = as_config(config)
+    tc = config.train
+    distributed.setup()
+    world = distributed.world_size()
+    if world > 1 and tc.batch_size % world:
+        raise config.error("train.batch_size", f"must be divisible by the {world} processes. "
+                           f"Got {tc.batch_size} instead.")
+    device = resolve_device(tc.device, config.origins)
+    bundle = bundle if bundle is not None else build_bundle(config)
+    if tc.augment == "autoaugment" and bundle.info.get("normalize") == "standard":
+        raise config.error("train.augment", "= 'autoaugment' works on images in [0, 1] or uint8; "
+                           "set data.normalize to 'unit' or 'none'")
+    data_order = seed_everything(config.seed)
+    model = build_model(config.model, bundle, config.origins).to(device)
+    tracker = Tracker(bundle.num_classes, splits=config.track.splits, components=components or [])
+    tracker.bind(model)
+    optimizer = build_optimizer(model, tc)
+    steps = math.ceil(len(bundle.train) / world / (tc.batch_size // world))
+    scheduler = make_scheduler(optimizer, tc, steps)
+    augment_gen = torch.Generator(device=device if device.type == "cuda" else "cpu")
+    augment_gen.manual_seed(config.seed + 1)
+    step = _Step(_forward(model, tc, device, world), model, optimizer, scheduler,
+                 make_loss(config, bundle, spaces).to(device), make_augment(tc.augment, augment_gen),
+                 ModelEMA(model, tc.ema) if tc.ema else None,
+                 torch.autocast("cuda", dtype=torch.bfloat16) if tc.amp and device.type == "cuda"
+                 else None)
+    state = checkpoint.TrainingState(model, optimizer, scheduler, tracker, data_order, augment_gen,
+                                     step.ema, config)
+    return Training(config, bundle, device, step, tracker, state, data_order, steps)
+
+
+def _forward(model: Classifier, tc: TrainSection, device: torch.device,
+             world: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model as trained: channels_last, DistributedDataParallel and torch.compile as configured."""
+    if tc.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+        model._hypbias_channels_last = True
+    forward: Callable[[torch.Tensor], torch.Tensor] = model
+    if world > 1:
+        forward = distributed.wrap(model, device)
+    return torch.compile(forward) if tc.compile else forward
+
+
 def train_one_epoch(step: _Step, batch_iter: Iterator[tuple[torch.Tensor, torch.Tensor]],
                     num_batches: int, progress: bool) -> tuple[float, int]:
-    """One pass of SGD over the training data; returns (mean training loss, samples seen)."""
+    """One pass of SGD over the training data; returns (mean training loss, samples seen).
+
+    The loss is summed on the device and read once at the end: a NaN anywhere makes the mean NaN.
+    """
     step.model.train()
     total = None
     count = 0
@@ -237,7 +385,7 @@ def subnormals_flushed() -> Iterator[None]:
         torch.set_flush_denormal(was_flushing)
 
 
-def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
+def train(config: Config | Mapping[str, Any], *, bundle: DatasetBundle | None = None,
           components: list[TrackerComponent] | None = None, progress: bool = True,
           checkpoint_dir: Path | None = None, resume: bool = False,
           spaces: Mapping[str, LabelSpace] | None = None) -> TrainResult:
@@ -245,105 +393,103 @@ def train(config: dict[str, Any], *, bundle: DatasetBundle | None = None,
 
     Parameters
     ----------
-    config : a resolved config (:func:`hypbias.train.config.load_config`).
-    bundle : the dataset, if already built (else from ``config["data"]``).
+    config : a checked config (:func:`hypbias.train.config.load_config`) or its plain form.
+    bundle : the dataset, if already built (else from ``config.data``).
     components : extra tracker components (neural collapse, manifold, ...).
     progress : show progress bars (they also switch off when stderr is not a terminal).
     checkpoint_dir : where ``train.save_every`` writes ``epoch_XXX.pt``.
-    resume : continue from the latest checkpoint in ``checkpoint_dir``; on the CPU the result equals
-        an uninterrupted run exactly.
+    resume : continue from the newest checkpoint in ``checkpoint_dir`` (made with the same config;
+        from the start when there is none); on the CPU the result equals an uninterrupted run.
     spaces : the run's hypernym spaces by name, for losses that use them (``multilevel``).
     """
-    with subnormals_flushed():
-        return _train(config, bundle, components, progress, checkpoint_dir, resume, spaces)
-
-
-def _train(config: dict[str, Any], bundle: DatasetBundle | None,
-           components: list[TrackerComponent] | None, progress: bool, checkpoint_dir: Path | None,
-           resume: bool, spaces: Mapping[str, LabelSpace] | None) -> TrainResult:
-    tc = config["train"]
-    epochs = check_int(tc["epochs"], "train.epochs", "the config", low=0)
-    batch_size = check_int(tc["batch_size"], "train.batch_size", "the config", low=1)
-    eval_bs = check_int(config["track"]["eval_batch_size"], "track.eval_batch_size", "the config", low=1)
-    save_every = check_int(tc["save_every"], "train.save_every", "the config", low=0)
-    seed = check_int(config["seed"], "seed", "the config", low=0)
-    distributed.setup()
-    data_order = seed_everything(seed)
-    if bundle is None:
-        bundle = build_bundle(config)
-    device = resolve_device(tc["device"])
-    world, rank = distributed.world_size(), distributed.rank()
-    if tc["augment"] == "autoaugment" and bundle.info.get("normalize") == "standard":
-        raise config_error(config, "train.augment", "= 'autoaugment' works on images in [0, 1] or uint8; "
-                           "set data.normalize to 'unit' or 'none'")
-    if world > 1 and batch_size % world:
-        raise config_error(config, "train.batch_size",
-                           f"must be divisible by the {world} processes. Got {batch_size} instead.")
-    model = build_model(section(config, "model"), bundle).to(device)
-    if tc["channels_last"] and device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-        model._hypbias_channels_last = True
-    forward: Callable[[torch.Tensor], torch.Tensor] = model
-    if world > 1:
-        forward = distributed.wrap(model, device)
-    if tc["compile"]:
-        forward = torch.compile(forward)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                if tc["amp"] and device.type == "cuda" else None)
-    tracker = Tracker(bundle.num_classes, splits=config["track"]["splits"], components=components or [])
-    tracker.bind(model)
-    optimizer = build_optimizer(model, tc)
-    local_batch = batch_size // world
-    steps = math.ceil(len(bundle.train) / world / local_batch)
-    scheduler = make_scheduler(optimizer, tc, steps)
-    augment_gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(seed + 1)
-    step = _Step(forward, model, optimizer, scheduler, make_loss(config, bundle, spaces).to(device),
-                 make_augment(tc["augment"], augment_gen),
-                 ModelEMA(model, tc["ema"]) if tc["ema"] else None, autocast)
-
-    def evaluated_model() -> contextlib.AbstractContextManager:
-        return step.ema.swapped(model) if step.ema is not None else contextlib.nullcontext()
-
-    state = checkpoint.TrainingState(model, optimizer, scheduler, tracker, data_order, augment_gen,
-                                     step.ema)
-    log: list[dict[str, float]] = []
-    start_epoch = 1
-    elapsed = 0.0
+    training = prepare_training(config, bundle=bundle, components=components, spaces=spaces)
+    restore = None
     if resume:
-        restored = checkpoint.latest(checkpoint_dir)
-        log, elapsed = state.load(restored)
-        start_epoch = tracker.next_epoch
+        restore = checkpoint.resume_point(checkpoint_dir, training.config)
+    return run_training(training, progress=progress, checkpoint_dir=checkpoint_dir, restore=restore)
+
+
+def run_training(t: Training, *, progress: bool = True, checkpoint_dir: Path | None = None,
+                 restore: Mapping[str, Any] | None = None) -> TrainResult:
+    """Measure epoch 0 (the untrained model), then train and measure each epoch to ``train.epochs``.
+
+    ``restore`` is a checkpoint's payload (:func:`~hypbias.train.checkpoint.resume_point`) to
+    continue from. Returns early, with :attr:`TrainResult.diverged` set, at the first epoch whose
+    loss or outputs are not finite; Ctrl-C raises :class:`~hypbias.errors.TrainingInterrupted`.
+    """
+    log, elapsed = t.state.load(restore) if restore is not None else ([], 0.0)
     start = time.perf_counter() - elapsed
-    saving = checkpoint_dir is not None and save_every > 0 and rank == 0
-    if not tracker.epochs:
-        evaluate(model, bundle, tracker, device, eval_bs, autocast)
-        acc = tracker.end_epoch(0, model)
-        log.append({"epoch": 0, "loss": float("nan"), "lr": optimizer.param_groups[0]["lr"],
-                    **{f"acc_{s}": a for s, a in acc.items()}, "images_per_s": float("nan"),
-                    "seconds": time.perf_counter() - start})
-        if saving:  # the untrained model, for analyses of checkpoints after the fact
-            state.save(checkpoint_dir / "epoch_000.pt", log, time.perf_counter() - start)
-    bar = tqdm(range(start_epoch, epochs + 1), desc="epochs", leave=True,
-               disable=True if (not progress or rank) else None)
-    for epoch in bar:
-        lr = optimizer.param_groups[0]["lr"]
-        order = torch.randperm(len(bundle.train), generator=data_order)[rank::world]
-        batch_iter = batches(bundle.train, local_batch, device=device, indices=order,
-                             num_workers=tc["num_workers"])
-        tick = time.perf_counter()
-        loss, seen = train_one_epoch(step, batch_iter, steps, progress and not rank)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        speed = seen * world / (time.perf_counter() - tick)
-        with evaluated_model():
-            evaluate(model, bundle, tracker, device, eval_bs, autocast)
-            acc = tracker.end_epoch(epoch, model)
-        log.append({"epoch": epoch, "loss": distributed.mean(loss), "lr": lr,
-                    **{f"acc_{s}": a for s, a in acc.items()}, "images_per_s": speed,
-                    "seconds": time.perf_counter() - start})
-        bar.set_postfix(loss=f"{loss:.3f}", **{s: f"{a:.1f}%" for s, a in acc.items()})
-        if saving and (epoch % save_every == 0 or epoch == epochs):
-            state.save(checkpoint_dir / f"epoch_{epoch:03d}.pt", log, time.perf_counter() - start)
-    if step.ema is not None:
-        step.ema.copy_to(model)
-    return TrainResult(model, tracker, bundle, log, time.perf_counter() - start)
+    rank = distributed.rank()
+    saving = checkpoint_dir is not None and t.config.train.save_every > 0 and rank == 0
+    epochs = t.config.train.epochs
+    epoch = t.tracker.next_epoch
+    with subnormals_flushed():
+        try:
+            if epoch == 0:
+                first_lr = t.step.optimizer.param_groups[0]["lr"]
+                _measure(t, 0, {"loss": float("nan"), "lr": first_lr, "images_per_s": float("nan")},
+                         log, start)
+                if saving:  # the untrained model, for analyses of checkpoints after the fact
+                    t.state.save(checkpoint_dir / "epoch_000.pt", log, time.perf_counter() - start)
+            bar = tqdm(range(t.tracker.next_epoch, epochs + 1), desc="epochs", leave=True,
+                       disable=True if (not progress or rank) else None)
+            for epoch in bar:
+                trained = _train_epoch(t, progress and not rank)
+                if not math.isfinite(trained["loss"]):
+                    what = f"the training loss is {trained['loss']}"
+                    return _stopped(t, log, start, Divergence(epoch, what, _last_loss(log)))
+                acc = _measure(t, epoch, trained, log, start)
+                bar.set_postfix(loss=f"{trained['loss']:.3f}",
+                                **{s: f"{a:.1f}%" for s, a in acc.items()})
+                if saving and (epoch % t.config.train.save_every == 0 or epoch == epochs):
+                    t.state.save(checkpoint_dir / f"epoch_{epoch:03d}.pt", log,
+                                 time.perf_counter() - start)
+        except NonFiniteOutputs:
+            return _stopped(t, log, start, Divergence(epoch, "the model's outputs are not finite",
+                                                      _last_loss(log)))
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(epoch) from None
+    if t.step.ema is not None:
+        t.step.ema.copy_to(t.model)
+    return TrainResult(t.model, t.tracker, t.bundle, log, time.perf_counter() - start)
+
+
+def _train_epoch(t: Training, progress: bool) -> dict[str, float]:
+    """One epoch of training: its mean loss over processes, learning rate at its start and speed."""
+    rank, world = distributed.rank(), distributed.world_size()
+    lr = t.step.optimizer.param_groups[0]["lr"]
+    order = torch.randperm(len(t.bundle.train), generator=t.data_order)[rank::world]
+    batch_iter = batches(t.bundle.train, t.config.train.batch_size // world, device=t.device,
+                         indices=order, num_workers=t.config.train.num_workers)
+    tick = time.perf_counter()
+    loss, seen = train_one_epoch(t.step, batch_iter, t.steps_per_epoch, progress)
+    if t.device.type == "cuda":
+        torch.cuda.synchronize(t.device)
+    return {"loss": distributed.mean(loss), "lr": lr,
+            "images_per_s": seen * world / (time.perf_counter() - tick)}
+
+
+def _measure(t: Training, epoch: int, trained: dict[str, float], log: list[dict[str, float]],
+             start: float) -> dict[str, float]:
+    """Evaluate the tracked splits, close the tracker's epoch and append its row to ``log``.
+
+    ``trained``: the epoch's ``loss``, ``lr`` and ``images_per_s`` (NaN loss and speed at epoch 0).
+    """
+    with t.evaluated_weights():
+        evaluate(t.model, t.bundle, t.tracker, t.device, t.config.track.eval_batch_size,
+                 t.step.autocast)
+        acc = t.tracker.end_epoch(epoch, t.model)
+    log.append({"epoch": epoch, "loss": trained["loss"], "lr": trained["lr"],
+                **{f"acc_{s}": a for s, a in acc.items()}, "images_per_s": trained["images_per_s"],
+                "seconds": time.perf_counter() - start})
+    return acc
+
+
+def _last_loss(log: list[dict[str, float]]) -> tuple[int, float] | None:
+    finite = [(int(row["epoch"]), row["loss"]) for row in log if math.isfinite(row["loss"])]
+    return finite[-1] if finite else None
+
+
+def _stopped(t: Training, log: list[dict[str, float]], start: float,
+             divergence: Divergence) -> TrainResult:
+    return TrainResult(t.model, t.tracker, t.bundle, log, time.perf_counter() - start, divergence)

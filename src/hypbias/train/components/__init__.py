@@ -1,24 +1,28 @@
 """Tracker components, one module each in this folder, built from their own config section.
 
-A component module registers a factory with :func:`register_component`, naming its config section
-(``nc:``, ``manifold:``, ``mistakes:``) and that section's defaults. The factory receives only its
-section (defaults filled in) and a :class:`ComponentContext` with what the experiment provides, and
-returns a :class:`~hypbias.train.tracker.TrackerComponent`, or None when the section switches it
-off. :func:`components` imports every module of the folder first, so a new per-epoch metric is a
-new file here plus its test.
+A component module declares its config section (``nc:``, ``manifold:``, ``mistakes:``) as a
+:class:`~hypbias.train.config.schema.Section` (every key with its type, range or choices and
+default) and registers a factory for it with :func:`register_component`. The config is checked
+against the declarations before anything runs; the factory receives only its parsed section and a
+:class:`ComponentContext` with what the experiment provides, and returns a
+:class:`~hypbias.train.tracker.TrackerComponent`, or None when the section switches it off.
+:func:`components` imports every module of the folder first, so a new per-epoch metric is a new
+file here plus its test.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hypbias._registry import Registry, import_submodules
 from hypbias.data.base import DatasetBundle
 from hypbias.errors import ConfigError
+from hypbias.hierarchy.tree import Hierarchy
 from hypbias.labelspace.spaceset import SpaceSet
-from hypbias.train.tracker import TrackerComponent
+from hypbias.train.component import TrackerComponent
+from hypbias.train.config.schema import Origins, Section
 
 
 @dataclass
@@ -27,49 +31,76 @@ class ComponentContext:
 
     Attributes
     ----------
-    bundle : the dataset (splits, classes, hierarchy)
+    bundle : the dataset (splits, classes, hierarchy), or None in a loop of one's own (components
+        that sample the data refuse to build then)
     spaces : the experiment's label spaces
     splits : the tracked evaluation splits (``track.splits``)
     seed : the run's seed
     epochs : the number of training epochs
-    source : the config file, named in errors
+    source : where the config was read (its file), or the :class:`Origins` of every key, named
+        in errors
     progress : whether components may show progress bars
+    hierarchy, num_classes : the class hierarchy and C; by default the bundle's
     """
 
-    bundle: DatasetBundle
+    bundle: DatasetBundle | None
     spaces: SpaceSet
     splits: tuple[str, ...]
     seed: int
     epochs: int
-    source: str = "config"
+    source: str | Origins = "config"
     progress: bool = False
+    hierarchy: Hierarchy | None = None
+    num_classes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.bundle is not None:
+            self.hierarchy = self.hierarchy or self.bundle.hierarchy
+            self.num_classes = self.num_classes or self.bundle.num_classes
+        if self.hierarchy is None:
+            raise ValueError("ComponentContext needs a bundle or a hierarchy")
+        self.num_classes = self.num_classes or self.hierarchy.num_classes
+
+    @property
+    def origins(self) -> Origins:
+        """Where each key of the config was set (every key from ``source`` when it is a string)."""
+        return self.source if isinstance(self.source, Origins) else Origins(str(self.source))
 
     def error(self, key: str, message: str) -> ConfigError:
-        """A ConfigError naming the config file and the dotted key."""
-        return ConfigError(f"{self.source}: '{key}' {message}")
+        """A ConfigError naming where the dotted key was set (file or ``--set`` argument)."""
+        return self.origins.error(key, message)
 
 
-ComponentFactory = Callable[[dict[str, Any], ComponentContext], "TrackerComponent | None"]
+ComponentFactory = Callable[[Any, ComponentContext], "TrackerComponent | None"]
 
 
 @dataclass(frozen=True)
 class ComponentSpec:
-    """A registered component: its config section, that section's defaults and its factory."""
+    """A registered component: its config section's declaration and its factory."""
 
-    section: str
+    schema: type[Section]
     factory: ComponentFactory
-    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def section(self) -> str:
+        """The section's key in a config (``nc``)."""
+        return self.schema.SECTION
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Every key of the section with its default."""
+        return self.schema.defaults()
 
 
 COMPONENTS: Registry[ComponentSpec] = Registry("A tracker component")
 
 
-def register_component(section: str, defaults: Mapping[str, Any]
-                       ) -> Callable[[ComponentFactory], ComponentFactory]:
-    """Decorator: ``factory(section_config, context)`` builds the component of config ``section``."""
+def register_component(schema: type[Section]) -> Callable[[ComponentFactory], ComponentFactory]:
+    """Decorator: ``factory(section, context)`` builds the component of the config section that
+    ``schema`` declares (``schema.SECTION``) from that section, parsed."""
 
     def deco(factory: ComponentFactory) -> ComponentFactory:
-        COMPONENTS.register(section)(ComponentSpec(section, factory, dict(defaults)))
+        COMPONENTS.register(schema.SECTION)(ComponentSpec(schema, factory))
         return factory
 
     return deco
@@ -81,7 +112,16 @@ def components() -> list[ComponentSpec]:
     return list(COMPONENTS)
 
 
-def build_components(config: Mapping[str, Any], context: ComponentContext) -> list[TrackerComponent]:
-    """Every component whose config section is switched on; each sees only its own section."""
-    built = (spec.factory(dict(config[spec.section]), context) for spec in components())
+def build_components(sections: Mapping[str, Any], context: ComponentContext) -> list[TrackerComponent]:
+    """Every component whose section switches it on; each sees only its own section.
+
+    ``sections``: section name -> its parsed :class:`Section` (``Config.components``) or its plain
+    mapping, checked here against the declaration (missing keys take their defaults).
+    """
+    built = []
+    for spec in components():
+        section = sections.get(spec.section)
+        if not isinstance(section, spec.schema):
+            section = spec.schema.parse(section, context.origins)
+        built.append(spec.factory(section, context))
     return [c for c in built if c is not None]

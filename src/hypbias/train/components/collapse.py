@@ -8,7 +8,7 @@ class mean (NC4). The paper needs 2 + M passes for M extra label spaces; this ne
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from hypbias.labelspace import LabelSpace, SpaceSet
 from hypbias.metrics.collapse import ClassStatistics, NearestMeanMismatch, neural_collapse
 from hypbias.metrics.rows import MetricRow, metric_row
 from hypbias.train.components import ComponentContext, register_component
+from hypbias.train.config.schema import AnyOf, Choice, Int, ListOf, Section, Text, key
 from hypbias.train.tracker import TrackerComponent
 
 
@@ -45,10 +46,10 @@ class CollapseTracker(TrackerComponent):
         self.head: torch.nn.Linear | None = None
         self.nc4: NearestMeanMismatch | None = None
 
-    def bind(self, model: torch.nn.Module) -> None:
-        """Read W and b from ``model.head`` (whatever weights are swapped in when measuring)."""
-        self.head = model.head
-        self.stats = ClassStatistics(self.num_classes, model.head.in_features)
+    def bind(self, model: torch.nn.Module, head: torch.nn.Linear) -> None:
+        """Read W and b from ``head`` (whatever weights are swapped in when measuring)."""
+        self.head = head
+        self.stats = ClassStatistics(self.num_classes, head.in_features)
 
     def active(self, epoch: int) -> bool:
         return epoch % self.every == 0
@@ -76,7 +77,8 @@ class CollapseTracker(TrackerComponent):
 
     def end_epoch(self, epoch: int, model: torch.nn.Module | None) -> list[MetricRow]:
         rows: list[MetricRow] = []
-        weight, bias = self.head.weight.detach(), self.head.bias.detach()
+        weight = self.head.weight.detach()
+        bias = self.head.bias.detach() if self.head.bias is not None else torch.zeros_like(weight[:, 0])
         mismatch = self.nc4.compute() if self.nc4 is not None else {}
         for name, space in self.spaces.items():
             values = neural_collapse(self.stats, weight, bias, space)
@@ -112,30 +114,40 @@ def _draw_means(rows: list[MetricRow]) -> list[MetricRow]:
             for (space, metric), values in groups.items()]
 
 
-def collapse_spaces(selection: Any, spaces: SpaceSet) -> dict[str, LabelSpace | None]:
+def collapse_spaces(selection: str | tuple[str, ...], spaces: SpaceSet) -> dict[str, LabelSpace | None]:
     """``nc.spaces``: ``"all"`` (H, every S and every random draw), or a list of names from those."""
     available: dict[str, LabelSpace | None] = {"H": None, **spaces.all()}
     if selection == "all":
         return available
     if isinstance(selection, str) or not all(name in available for name in selection):
+        shown = selection if isinstance(selection, str) else list(selection)
         raise ValueError(f"must be 'all' or a list of space names among {', '.join(available)}. "
-                         f"Got {selection!r} instead.")
+                         f"Got {shown!r} instead.")
     return {name: available[name] for name in selection}
 
 
-@register_component("nc", defaults={"every": 0, "split": "train", "spaces": "all"})
-def build_collapse_tracker(section: dict[str, Any], ctx: ComponentContext) -> CollapseTracker | None:
-    """The ``nc:`` section: ``every`` (0 = off), ``split``, ``spaces``."""
-    every = section["every"]
-    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-        raise ctx.error("nc.every", f"must be an int >= 0. Got {every!r} instead.")
-    if every == 0:
+@dataclass(frozen=True)
+class CollapseSection(Section):
+    """The ``nc:`` section."""
+
+    SECTION = "nc"
+    every: int = key(0, Int(low=0), "measure every k-th epoch (0 = off)")
+    split: str = key("train", Choice("train", "val"), "the split measured (one of track.splits)")
+    spaces: str | tuple[str, ...] = key("all", AnyOf(Choice("all"), ListOf(Text(), min_len=1)),
+                                        "'all' (H, every S and every random draw) or a list of "
+                                        "space names")
+
+
+@register_component(CollapseSection)
+def build_collapse_tracker(section: CollapseSection, ctx: ComponentContext) -> CollapseTracker | None:
+    """Off when ``every`` is 0; ``split`` must be tracked and ``spaces`` among the run's."""
+    if section.every == 0:
         return None
-    if section["split"] not in ctx.splits:
-        raise ctx.error("nc.split", f"= {section['split']!r} must be one of track.splits "
+    if section.split not in ctx.splits:
+        raise ctx.error("nc.split", f"= {section.split!r} must be one of track.splits "
                         f"{list(ctx.splits)}")
     try:
-        chosen = collapse_spaces(section["spaces"], ctx.spaces)
+        chosen = collapse_spaces(section.spaces, ctx.spaces)
     except ValueError as err:
         raise ctx.error("nc.spaces", str(err)) from None
-    return CollapseTracker(ctx.bundle.num_classes, chosen, split=section["split"], every=every)
+    return CollapseTracker(ctx.num_classes, chosen, split=section.split, every=section.every)

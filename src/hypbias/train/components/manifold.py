@@ -13,19 +13,51 @@ from typing import Any
 import numpy as np
 import torch
 
-from hypbias.analysis.manifold import Labelled, ManifoldSettings, manifold_metrics
+from hypbias.analysis.manifold import COVER_SPACES, Labelled, ManifoldSettings, manifold_metrics
 from hypbias.analysis.sampling import probe_split, sample_query_support
 from hypbias.data.base import TensorSplit, split_labels
 from hypbias.labelspace import LabelSpace
 from hypbias.metrics.rows import MetricRow
 from hypbias.train import distributed
 from hypbias.train.components import ComponentContext, register_component
+from hypbias.train.config.schema import (
+    AnyOf,
+    Bool,
+    Choice,
+    Described,
+    Int,
+    ListOf,
+    Nullable,
+    Refused,
+    Section,
+    Text,
+    key,
+)
 from hypbias.train.tracker import TrackerComponent
 
-DEFAULTS = {"every": 0, "split": "train", "layers": [], "k": 25, "dim": 10, "space": "umap",
-            "n_neighbors": 15, "n_epochs": None, "probes": True, "probe_k": 10,
-            "probe_method": "logistic"}
-"""The ``manifold:`` section's keys and defaults."""
+EVERY = Described(AnyOf(Int(low=0), ListOf(Int(low=0), min_len=1)),
+                  "an int >= 0 or a list of epochs >= 0")
+
+
+@dataclass(frozen=True)
+class ManifoldSection(Section):
+    """The ``manifold:`` section."""
+
+    SECTION = "manifold"
+    every: int | tuple[int, ...] = key(0, EVERY, "k (every k-th epoch and the last; 0 = off) or a "
+                                                 "list of epochs")
+    split: str = key("train", Choice("train", "val"), "the split sampled")
+    layers: tuple[str, ...] = key((), ListOf(Text()), "module names; [] = the model's "
+                                                      "feature_layers")
+    k: int = key(25, Int(low=1), "query and support examples per class, each")
+    dim: int = key(10, Int(low=1), "UMAP's dimension M")
+    space: str = key("umap", Choice(*COVER_SPACES), "where covers are measured ('raw': Fig. 2a)")
+    n_neighbors: int = key(15, Int(low=2), "UMAP's neighbours")
+    n_epochs: int | None = key(None, Nullable(Int(low=1)), "UMAP's optimisation epochs "
+                                                           "(null: umap-learn's default)")
+    probes: bool = key(True, Bool(), "linear probes on the val split")
+    probe_k: int = key(10, Int(low=1), "probe training examples per class")
+    probe_method: str = key("logistic", Choice("logistic", "ridge"))
 
 
 @dataclass
@@ -52,20 +84,20 @@ def _labelled(split: Any, idx: np.ndarray) -> Labelled:
     return Labelled(torch.stack([torch.as_tensor(split[int(i)][0]) for i in idx]), labels)
 
 
-def manifold_inputs(mf: dict[str, Any], ctx: ComponentContext) -> ManifoldInputs:
+def manifold_inputs(mf: ManifoldSection, ctx: ComponentContext) -> ManifoldInputs:
     """Draw the query/support and probe samples and gather the settings of the ``manifold:`` section."""
     bundle, seed = ctx.bundle, ctx.seed
     try:
-        settings = ManifoldSettings(dim=mf["dim"], space=mf["space"], seed=seed,
-                                    n_neighbors=mf["n_neighbors"], n_epochs=mf["n_epochs"],
-                                    probe_method=mf["probe_method"])
-        split = bundle.split(mf["split"])
-        qs = sample_query_support(split_labels(split), k=mf["k"], seed=seed,
+        settings = ManifoldSettings(dim=mf.dim, space=mf.space, seed=seed,
+                                    n_neighbors=mf.n_neighbors, n_epochs=mf.n_epochs,
+                                    probe_method=mf.probe_method)
+        split = bundle.split(mf.split)
+        qs = sample_query_support(split_labels(split), k=mf.k, seed=seed,
                                   num_classes=bundle.num_classes, allow_fewer=True)
         probe_train = probe_test = None
         indices = {"query": qs.query, "support": qs.support}
-        if mf["probes"]:
-            train_idx, test_idx = probe_split(split_labels(bundle.val), k=mf["probe_k"], seed=seed,
+        if mf.probes:
+            train_idx, test_idx = probe_split(split_labels(bundle.val), k=mf.probe_k, seed=seed,
                                               num_classes=bundle.num_classes, allow_fewer=True)
             probe_train, probe_test = _labelled(bundle.val, train_idx), _labelled(bundle.val, test_idx)
             indices.update(probe_train=train_idx, probe_test=test_idx)
@@ -73,12 +105,12 @@ def manifold_inputs(mf: dict[str, Any], ctx: ComponentContext) -> ManifoldInputs
         raise ctx.error("manifold", str(err)) from None
     return ManifoldInputs(_labelled(split, qs.query), _labelled(split, qs.support), probe_train,
                           probe_test, bundle.hierarchy.graph_distance_matrix(),
-                          {"H": None, **ctx.spaces.hypernyms}, settings, mf["split"], indices)
+                          {"H": None, **ctx.spaces.hypernyms}, settings, mf.split, indices)
 
 
-def resolve_layers(mf: dict[str, Any], model: torch.nn.Module, ctx: ComponentContext) -> list[str]:
+def resolve_layers(mf: ManifoldSection, model: torch.nn.Module, ctx: ComponentContext) -> list[str]:
     """``manifold.layers``, or the model's ``feature_layers`` when the list is empty."""
-    layers = list(mf["layers"]) or list(getattr(model, "feature_layers", ()))
+    layers = list(mf.layers) or list(getattr(model, "feature_layers", ()))
     if not layers:
         raise ctx.error("manifold.layers", "is empty and the model names no default layers; "
                         "list module names (see model.named_modules())")
@@ -93,7 +125,7 @@ class ManifoldTracker(TrackerComponent):
 
     name = "manifold"
 
-    def __init__(self, section: dict[str, Any], ctx: ComponentContext, inputs: ManifoldInputs,
+    def __init__(self, section: ManifoldSection, ctx: ComponentContext, inputs: ManifoldInputs,
                  epochs: set[int]) -> None:
         self.section = section
         self.ctx = ctx
@@ -102,7 +134,7 @@ class ManifoldTracker(TrackerComponent):
         self.progress = ctx.progress
         self.layers: list[str] = []
 
-    def bind(self, model: torch.nn.Module) -> None:
+    def bind(self, model: torch.nn.Module, head: torch.nn.Linear) -> None:
         self.layers = resolve_layers(self.section, model, self.ctx)
 
     def active(self, epoch: int) -> bool:
@@ -148,23 +180,23 @@ def measured_epochs(every: Any, last: int, ctx: ComponentContext) -> set[int]:
     its epochs past the end of training (``last``) are dropped, so shortening a run keeps the early
     ones.
     """
-    if isinstance(every, list) and all(isinstance(e, int) and not isinstance(e, bool) and e >= 0
-                                       for e in every):
+    try:
+        every = EVERY.parse(every)
+    except Refused:
+        raise ctx.origins.refuse("manifold.every", EVERY.describe(), every) from None
+    if isinstance(every, tuple):
         return {e for e in every if e <= last}
-    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-        raise ctx.error("manifold.every", "must be an int >= 0 or a list of epochs >= 0. "
-                        f"Got {every!r} instead.")
     return set() if every == 0 else {*range(0, last + 1, every), last}
 
 
-@register_component("manifold", defaults=DEFAULTS)
-def build_manifold_tracker(section: dict[str, Any], ctx: ComponentContext) -> ManifoldTracker | None:
-    """The ``manifold:`` section; ``every: 0`` switches it off."""
-    epochs = measured_epochs(section["every"], ctx.epochs, ctx)
+@register_component(ManifoldSection)
+def build_manifold_tracker(section: ManifoldSection, ctx: ComponentContext) -> ManifoldTracker | None:
+    """Off when ``every`` is 0 (or lists no epoch of the run)."""
+    epochs = measured_epochs(section.every, ctx.epochs, ctx)
     if not epochs:
         return None
     return ManifoldTracker(section, ctx, manifold_inputs(section, ctx), epochs)
 
 
-__all__ = ["ManifoldInputs", "ManifoldTracker", "analyse_model", "manifold_inputs", "measured_epochs",
-           "resolve_layers"]
+__all__ = ["ManifoldInputs", "ManifoldSection", "ManifoldTracker", "analyse_model", "manifold_inputs",
+           "measured_epochs", "resolve_layers"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 
@@ -10,6 +10,7 @@ from hypbias.hierarchy.tree import Hierarchy
 from hypbias.metrics.hierarchical import HierarchicalMistakes
 from hypbias.metrics.rows import MetricRow, metric_row
 from hypbias.train.components import ComponentContext, register_component
+from hypbias.train.config.schema import Bool, Section, key
 from hypbias.train.tracker import TrackerComponent
 
 
@@ -42,10 +43,16 @@ class MistakesTracker(TrackerComponent):
         return rows
 
 
-@register_component("mistakes", defaults={"enabled": True})
-def build_mistakes_tracker(section: dict[str, Any], ctx: ComponentContext) -> MistakesTracker | None:
-    """The ``mistakes:`` section: on when ``enabled`` is true (the default), on every tracked split."""
-    enabled = section["enabled"]
-    if not isinstance(enabled, bool):
-        raise ctx.error("mistakes.enabled", f"must be true or false. Got {enabled!r} instead.")
-    return MistakesTracker(ctx.bundle.hierarchy, ctx.splits) if enabled else None
+@dataclass(frozen=True)
+class MistakesSection(Section):
+    """The ``mistakes:`` section."""
+
+    SECTION = "mistakes"
+    enabled: bool = key(True, Bool(), "mistake severity and hierarchical top-k distances on every "
+                                      "tracked split")
+
+
+@register_component(MistakesSection)
+def build_mistakes_tracker(section: MistakesSection, ctx: ComponentContext) -> MistakesTracker | None:
+    """On when ``enabled`` (the default), on every tracked split."""
+    return MistakesTracker(ctx.hierarchy, ctx.splits) if section.enabled else None
