@@ -26,8 +26,8 @@ PROBE_METHODS = {"ridge": "closed-form ridge least squares on one-hot targets (R
 def _tables(ctx: RunContext, sec: Section) -> None:
     """Table 6 at a few measured epochs, and Table 7 for every space probes were trained in."""
     m = ctx.metrics
-    epochs = pick_epochs(layer_rows(m, "ccc_cover").epoch.unique(), n=4)
-    table6 = ccc_table(m, epochs)
+    measured = sorted(layer_rows(m, "ccc_cover").epoch.unique())
+    table6 = ccc_table(m, sorted({measured[0], *pick_epochs(measured)}))  # initialisation too
     sec.paragraphs.append(ccc_table_finding(table6))
     sec.tables.append(frame_table(table6, caption=(
         "Table 6: CCC of the hierarchy's graph distances with example-pair distances (direct), "
