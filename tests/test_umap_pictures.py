@@ -3,6 +3,8 @@ manifold.npz, the class-mean agreement with a grouping, and the figure drawn fro
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from torch import nn
 from hypbias.analysis.umap_pictures import (
     Picture,
     anchor_distances,
+    anchor_index,
     centre_agreement,
     class_means,
     layer_pictures,
@@ -20,6 +23,7 @@ from hypbias.analysis.umap_pictures import (
     picture_sample,
     read_pictures,
 )
+from hypbias.errors import ConfigError
 from hypbias.labelspace import LabelSpace
 from hypbias.report.figures_umap import DISTANCE_CMAP, plot_umap_pictures
 
@@ -112,11 +116,17 @@ def test_layer_pictures_embed_the_max_pooled_layer_features(rng):
     np.testing.assert_allclose(pics[0].points, direct.points, atol=1e-5)
 
 
-def test_anchor_distances_are_the_anchor_row():
+def test_anchor_distances_are_the_anchor_row_and_the_anchor_is_a_name_or_an_index():
     d = np.array([[0, 2, 4], [2, 0, 4], [4, 4, 0]])
     np.testing.assert_array_equal(anchor_distances(d, 1), [2, 0, 4])
     with pytest.raises(ValueError, match="The 'anchor' parameter of anchor_distances"):
         anchor_distances(d, 3)
+    classes = ["tabby", "tiger", "car"]
+    assert (anchor_index(None, classes), anchor_index(2, classes), anchor_index("tiger", classes)) \
+        == (0, 2, 1)
+    with pytest.raises(ConfigError, match=re.escape(
+            "manifold.anchor: 'lynx' is neither a class name nor an index in 0..2")):
+        anchor_index("lynx", classes)
 
 
 def test_figure_draws_rows_per_epoch_with_colours_by_distance_and_group(rng):

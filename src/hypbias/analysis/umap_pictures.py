@@ -25,6 +25,7 @@ from torch import nn
 
 from hypbias._validation import check_int, check_labels
 from hypbias.analysis.embedding import FeatureEmbedder
+from hypbias.errors import ConfigError
 from hypbias.models.layers import extract_features
 
 PREFIX = "umap2d"
@@ -168,6 +169,21 @@ def read_pictures(arrays: Mapping[str, np.ndarray]) -> dict[str, dict[int, Pictu
     return out
 
 
+def anchor_index(anchor: Any, classes: list[str]) -> int:
+    """``manifold.anchor`` as a class index: an index, a class name, or None for class 0.
+
+    Raises ConfigError naming the key when the anchor is neither.
+    """
+    if anchor is None:
+        return 0
+    if isinstance(anchor, int) and not isinstance(anchor, bool) and 0 <= anchor < len(classes):
+        return anchor
+    if isinstance(anchor, str) and anchor in classes:
+        return classes.index(anchor)
+    raise ConfigError(f"manifold.anchor: {anchor!r} is neither a class name nor an index in "
+                      f"0..{len(classes) - 1}")
+
+
 def anchor_distances(distance: Any, anchor: int) -> np.ndarray:
     """Row ``anchor`` of a class distance matrix (C, C): each class's distance to the anchor."""
     d = np.asarray(distance, dtype=np.float64)
@@ -205,5 +221,6 @@ def centre_agreement(centres: Any, t: Any) -> tuple[float, float]:
     return agreement, chance
 
 
-__all__ = ["FIELDS", "PREFIX", "Picture", "anchor_distances", "centre_agreement", "class_means",
-           "layer_pictures", "make_picture", "picture_arrays", "picture_sample", "read_pictures"]
+__all__ = ["FIELDS", "PREFIX", "Picture", "anchor_distances", "anchor_index", "centre_agreement",
+           "class_means", "layer_pictures", "make_picture", "picture_arrays", "picture_sample",
+           "read_pictures"]

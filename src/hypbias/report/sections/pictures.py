@@ -3,29 +3,19 @@ hierarchy, at an early, a middle and the last measured epoch."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from hypbias.analysis.findings import picture_finding
 from hypbias.analysis.layer_tables import pick_epochs
-from hypbias.analysis.umap_pictures import anchor_distances, centre_agreement, read_pictures
-from hypbias.errors import ConfigError
+from hypbias.analysis.umap_pictures import (
+    anchor_distances,
+    anchor_index,
+    centre_agreement,
+    read_pictures,
+)
 from hypbias.report.figures_umap import plot_umap_pictures
 from hypbias.report.html import Section
 from hypbias.report.sections import RunContext, register_section
-
-
-def anchor_index(anchor: Any, classes: list[str]) -> int:
-    """``manifold.anchor`` as a class index: an index, a class name, or None for class 0."""
-    if anchor is None:
-        return 0
-    if isinstance(anchor, int) and not isinstance(anchor, bool) and 0 <= anchor < len(classes):
-        return anchor
-    if isinstance(anchor, str) and anchor in classes:
-        return classes.index(anchor)
-    raise ConfigError(f"manifold.anchor: {anchor!r} is neither a class name nor an index in "
-                      f"0..{len(classes) - 1}")
 
 
 @register_section(15)
