@@ -75,6 +75,7 @@ def run_config(tracker: Tracked) -> dict[str, Any]:
 def write_run(run: RunDir, tracker: Tracked, *, config: Mapping[str, Any] | None = None,
               log: Sequence[Mapping[str, Any]] | None = None, epochs: Sequence[int] | None = None,
               model_state: Mapping[str, Any] | None = None,
+              artifacts: Mapping[str, Mapping[str, np.ndarray]] | None = None,
               environment_extra: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Write every file of a run directory from a tracker; returns the metrics table.
 
@@ -87,6 +88,7 @@ def write_run(run: RunDir, tracker: Tracked, *, config: Mapping[str, Any] | None
     epochs : the epoch each tracked position stands for (checkpoints saved every k epochs);
         by default the tracker's own epochs
     model_state : the final weights, written to ``model.pt``
+    artifacts : ``<name>.npz`` files to write, name -> arrays; by default the components' own
     environment_extra : more entries for ``environment.json``
 
     Files: ``config.yaml``, ``environment.json``, ``hierarchy.json``, ``spaces.npz``/``.json``,
@@ -119,9 +121,10 @@ def write_run(run: RunDir, tracker: Tracked, *, config: Mapping[str, Any] | None
     run.write_table("log", log_frame(log if log is not None else tracker.log, epochs))
     if model_state is not None:
         run.write_torch("model.pt", dict(model_state))
-    for comp in tracker.components:
-        if arrays := comp.artifacts():
-            run.write_npz(f"{comp.name}.npz", arrays)
+    if artifacts is None:
+        artifacts = {c.name: arrays for c in tracker.components if (arrays := c.artifacts())}
+    for name, arrays in artifacts.items():
+        run.write_npz(f"{name}.npz", dict(arrays))
     return analyse_run(run, config, spaces, tracker.rows, epochs=epochs)
 
 

@@ -1,0 +1,208 @@
+"""A series of checkpoints trained elsewhere, measured as if tracked during training.
+
+Each checkpoint is evaluated on every tracked split with a fresh :class:`Tracker`, so every
+component measures it (accuracy in every label space from the confusion matrix, neural collapse,
+the layer-wise manifold analysis when configured). The rows are labelled with the checkpoint's
+epoch and written as one run directory by :func:`~hypbias.train.run_files.write_run`.
+
+Under ``torchrun`` the checkpoints are shared out, the i-th (in epoch order) to process
+i mod world_size, each process on its own GPU evaluating whole splits; rank 0 gathers the results
+and writes the run. The process group is joined only for that gathering, so no statistic is summed
+over processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hypbias.data.base import DatasetBundle
+from hypbias.labelspace.spaceset import SpaceSet, build_spaces
+from hypbias.metrics.rows import MetricRow
+from hypbias.rundir import RunDir
+from hypbias.train import distributed
+from hypbias.train.components import ComponentContext, build_components
+from hypbias.train.config import Config, load_config
+from hypbias.train.loop import batches, build_bundle, build_model, resolve_device
+from hypbias.train.run_files import write_run
+from hypbias.train.state_dicts import load_weights, order_by_epoch, read_checkpoint_weights
+from hypbias.train.tracker import Tracker
+
+
+@dataclass
+class Measured:
+    """What one checkpoint gave: its position in epoch order, where its weights were found, the
+    per-split confusion matrices (C, C), metric rows, its row of ``log.csv``, the components'
+    arrays and the seconds its evaluation took."""
+
+    position: int
+    source: str
+    confusion: dict[str, np.ndarray]
+    rows: list[MetricRow]
+    log: dict[str, Any]
+    artifacts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class SplitBatches:
+    """Re-iterable evaluation batches of one split on ``device`` (as the training loop makes them)."""
+
+    def __init__(self, split: Any, batch_size: int, device: torch.device, num_workers: int) -> None:
+        self.split, self.batch_size, self.device, self.num_workers = split, batch_size, device, num_workers
+
+    def __iter__(self):
+        return batches(self.split, self.batch_size, device=self.device, num_workers=self.num_workers)
+
+
+def series_config(config: str | Path | None, model: str, overrides: Sequence[str] = (),
+                  data_dir: str | Path | None = None) -> Config:
+    """The config a checkpoint series is measured with: ``config`` (a file or packaged name; None:
+    the embedded default) with ``model.name = model``, ``data.root = data_dir`` and ``overrides``.
+
+    Neural collapse is on (``nc.every = 1``, on the config's ``nc.split`` when it is tracked, else
+    on the first tracked split) unless the overrides set ``nc.every`` or ``nc.split`` themselves.
+    """
+    given = [f"model.name={model}", *([f"data.root={data_dir}"] if data_dir is not None else []),
+             *overrides]
+    base = load_config(config, given)
+    defaults = []
+    if not any(o.startswith("nc.every=") for o in overrides):
+        defaults.append("nc.every=1")
+    nc_split = base.components["nc"].split
+    if nc_split not in base.track.splits and not any(o.startswith("nc.split=") for o in overrides):
+        defaults.append(f"nc.split={base.track.splits[0]}")
+    return load_config(config, [*defaults, *given]) if defaults else base
+
+
+def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: str | Path, *,
+                              epochs: Sequence[int] | None = None, ema: bool = True,
+                              strip: Sequence[str] = (), progress: bool = False) -> RunDir | None:
+    """Evaluate every checkpoint and write the run directory ``out`` (rank 0; None elsewhere).
+
+    Parameters
+    ----------
+    config : the experiment whose data, label spaces, model and components the checkpoints are
+        measured with (``model.name`` must build the network they were saved from)
+    checkpoints : the files
+    epochs : their epochs, in the order of ``checkpoints``; by default from the file names
+    ema : prefer the moving average of the weights when a file holds one
+    strip : key prefixes to remove (see :func:`~hypbias.train.state_dicts.read_checkpoint_weights`)
+    progress : show a progress bar
+    """
+    series = order_by_epoch(list(checkpoints), epochs)
+    bundle = build_bundle(config)
+    spaces = _spaces(config, bundle)
+    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+    device = resolve_device(config.train.device, config.origins)
+    model = build_model(config.model, bundle, config.origins).to(device)
+    mine = list(range(rank, len(series), world))
+    measured = []
+    from tqdm.auto import tqdm
+
+    for position in tqdm(mine, desc="checkpoints", disable=not progress or rank != 0):
+        epoch, path = series[position]
+        start = time.perf_counter()
+        state, source = read_checkpoint_weights(path, ema=ema, strip=strip)
+        load_weights(model, state, path)
+        measured.append(_measure(model, config, bundle, spaces, position, epoch, source, device))
+        measured[-1].seconds = time.perf_counter() - start
+    if world > 1:
+        measured = _gather(measured)
+    run = None
+    if rank == 0:
+        measured.sort(key=lambda m: m.position)
+        run = _write(RunDir(Path(out)), config, bundle, spaces, series, measured, ema)
+    distributed.teardown()
+    return run
+
+
+def _spaces(config: Config, bundle: DatasetBundle) -> SpaceSet:
+    sp = config.spaces
+    try:
+        return build_spaces(bundle.hierarchy, list(sp.hypernyms), sp.random_draws, sp.seed,
+                            named=bundle.spaces)
+    except ValueError as err:
+        raise config.error("spaces.hypernyms", f"does not fit the dataset: {err}") from None
+
+
+def _tracker(config: Config, bundle: DatasetBundle, spaces: SpaceSet) -> Tracker:
+    """A fresh tracker whose components all measure its epoch 0: every checkpoint is measured by
+    every component switched on (``manifold.every`` of any non-zero value means every one)."""
+    sections = dict(config.components)
+    manifold = sections.get("manifold")
+    if manifold is not None and manifold.every:
+        sections["manifold"] = dataclasses.replace(manifold, every=1)
+    context = ComponentContext(bundle, spaces, config.track.splits, config.seed, 0, config.origins)
+    return Tracker(bundle.num_classes, config.track.splits, build_components(sections, context),
+                   hierarchy=bundle.hierarchy, spaces=spaces)
+
+
+@torch.no_grad()
+def _measure(model: torch.nn.Module, config: Config, bundle: DatasetBundle, spaces: SpaceSet,
+             position: int, epoch: int, source: str, device: torch.device) -> Measured:
+    tracker = _tracker(config, bundle, spaces)
+    tracker.bind(model)
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16)
+           if config.train.amp and device.type == "cuda" else contextlib.nullcontext())
+    with amp:
+        for split in tracker.splits:
+            data = SplitBatches(bundle.split(split), config.track.eval_batch_size, device,
+                                config.train.num_workers)
+            tracker.evaluate(model, data, split)
+    tracker.end_epoch(0, model)
+    rows = [{**row, "epoch": position} for row in tracker.rows]
+    log = {"epoch": epoch, **{k: v for k, v in tracker.log[-1].items() if k not in ("epoch", "seconds")}}
+    artifacts = {c.name: arrays for c in tracker.components if (arrays := c.artifacts())}
+    return Measured(position, source, {s: tracker.confusion(s)[0] for s in tracker.splits}, rows,
+                    log, artifacts)
+
+
+def _gather(measured: list[Measured]) -> list[Measured]:
+    """Every process's results on rank 0 (the process group is joined for this only)."""
+    import torch.distributed as dist
+
+    distributed.setup()
+    gathered: list[list[Measured]] | None = [None] * distributed.world_size() \
+        if distributed.rank() == 0 else None  # type: ignore[list-item]
+    dist.gather_object(measured, gathered, dst=0)
+    return [m for part in gathered for m in part] if gathered is not None else []
+
+
+def _write(run: RunDir, config: Config, bundle: DatasetBundle, spaces: SpaceSet,
+           series: list[tuple[int, Path]], measured: list[Measured], ema: bool) -> RunDir:
+    """The run directory: the checkpoints' epochs label the rows; ``checkpoints.json`` says which
+    file and which weights in it each epoch is."""
+    tracker = _tracker(config, bundle, spaces)
+    elapsed = np.cumsum([m.seconds for m in measured])
+    tracker.load_state_dict({
+        "epochs": list(range(len(measured))),
+        "history": {s: [m.confusion[s] for m in measured] for s in tracker.splits},
+        "rows": [row for m in measured for row in m.rows],
+        "log": [{**m.log, "seconds": float(t)} for m, t in zip(measured, elapsed, strict=True)],
+        "components": {},
+    })
+    plain = config.as_dict()
+    plain["train"] = {**plain["train"], "epochs": series[-1][0]}
+    write_run(run, tracker, config=plain, epochs=[series[m.position][0] for m in measured],
+              artifacts=measured[-1].artifacts,
+              environment_extra={"world_size": int(os.environ.get("WORLD_SIZE", 1)),
+                                 "command": sys.argv})
+    run.write_json("checkpoints.json", {
+        "ema_preferred": ema,
+        "checkpoints": [{"epoch": series[m.position][0], "file": str(series[m.position][1]),
+                         "weights": m.source} for m in measured],
+    })
+    return run
+
+
+__all__ = ["Measured", "SplitBatches", "analyse_checkpoint_series", "series_config"]
