@@ -23,13 +23,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hypbias.analysis.space_accuracy import convergence_summary, space_metrics
-from hypbias.errors import DataError
-from hypbias.hierarchy.files import write_hierarchy
+from hypbias.errors import ConfigError, DataError
+from hypbias.hierarchy.files import FORMATS, write_hierarchy
 from hypbias.hierarchy.learned import (
     adjusted_rand_index,
     class_mean_distance,
@@ -285,6 +286,44 @@ def attach_learned(run: RunDir, learned: Hierarchy, analysis: dict[str, Any]) ->
     run.write_json(ANALYSIS_FILE, analysis)
 
 
+@dataclass
+class LearnResult:
+    """What :func:`learn_for_run` did: the learned hierarchy, where it came from, its comparison
+    with the run's hierarchy (the full analysis when attached) and the files written."""
+
+    learned: Hierarchy
+    origin: LearnedFrom
+    analysis: dict[str, Any]
+    written: list[Path]
+
+
+def learn_for_run(run_dir: str | Path, source: str = "confusion", *, split: str | None = None,
+                  epoch: int | None = None, method: str = "average", out: str | Path | None = None,
+                  attach: bool = False) -> LearnResult:
+    """``hypbias hierarchy learn``: learn a hierarchy from a run, compare it with the run's, write it
+    to ``out`` and, with ``attach``, analyse hypernym bias under it and attach both to the run."""
+    if out is None and not attach:
+        raise ConfigError("hypbias hierarchy learn needs --out FILE, --attach or both")
+    out = None if out is None else Path(out)
+    if out is not None and out.suffix.lower() not in FORMATS:
+        raise ConfigError(f"--out {out}: unknown hierarchy format {out.suffix!r} "
+                          f"(use {', '.join(FORMATS)})")
+    run = RunDir(Path(run_dir))
+    if not run.path.is_dir():
+        raise DataError(f"{run.path}: no such run directory")
+    learned, origin = learn_from_run(run, source, split=split, epoch=epoch, method=method)
+    analysis = (analyse_learned(run, learned, origin) if attach
+                else compare_hierarchies(learned, run.hierarchy, run.spaces.hypernyms))
+    written = []
+    if out is not None:
+        write_hierarchy(learned, out)
+        written.append(out)
+    if attach:
+        attach_learned(run, learned, analysis)
+        written += [run.file(HIERARCHY_FILE), run.file(ANALYSIS_FILE)]
+    return LearnResult(learned, origin, analysis, written)
+
+
 def read_learned(run: RunDir) -> dict[str, Any] | None:
     """The attached analysis, or None when no learned hierarchy is attached."""
     path = run.file(ANALYSIS_FILE)
@@ -354,12 +393,14 @@ __all__ = [
     "DEFAULT_EPOCH_Q",
     "HIERARCHY_FILE",
     "SOURCES",
+    "LearnResult",
     "LearnedFrom",
     "analyse_learned",
     "attach_learned",
     "bias_comparison",
     "bias_gap",
     "compare_hierarchies",
+    "learn_for_run",
     "learn_from_run",
     "learned_convergence",
     "learned_finding",
