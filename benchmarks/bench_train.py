@@ -59,21 +59,21 @@ def _timed(fn, device: torch.device, repeats: int) -> float:
 def bench_default(device: torch.device, repeats: int) -> None:
     config = load_config(None)
     bundle = build_bundle(config)
-    model = build_model(dict(config["model"]), bundle).to(device)
-    tc = config["train"]
+    model = build_model(config.model, bundle).to(device)
+    tc = config.train
     optimizer = build_optimizer(model, tc)
-    steps = -(-len(bundle.train) // tc["batch_size"])
+    steps = -(-len(bundle.train) // tc.batch_size)
     step = _Step(model, model, optimizer, make_scheduler(optimizer, tc, steps * (repeats + 1)),
                  make_loss(config, bundle, None), None, None, None)
     gen = torch.Generator().manual_seed(0)
 
     def train_epoch() -> None:
         order = torch.randperm(len(bundle.train), generator=gen)
-        train_one_epoch(step, batches(bundle.train, tc["batch_size"], device=device, indices=order),
+        train_one_epoch(step, batches(bundle.train, tc.batch_size, device=device, indices=order),
                         steps, progress=False)
 
-    splits = config["track"]["splits"]
-    bs = config["track"]["eval_batch_size"]
+    splits = config.track.splits
+    bs = config.track.eval_batch_size
 
     @torch.no_grad()
     def eval_plain() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 
 import numpy as np
@@ -85,6 +86,46 @@ def test_cifar_truncated_and_garbled_pickles(tmp_path):
     path.write_bytes(b"\x80\x02garbage" * 10)
     with pytest.raises(DataError, match=r"train: truncated or corrupt pickle"):
         create_dataset("cifar100", root=tmp_path)
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("field", ["data", "fine_labels"])
+def test_cifar_pickle_that_would_run_code_is_refused(tmp_path, field):
+    write_cifar100(tmp_path, n_train=1, n_test=1)
+    path = tmp_path / "cifar-100-python" / "train"
+    data = pickle.loads(path.read_bytes(), encoding="latin1")
+    marker = tmp_path / "ran"
+    data[field.encode()] = _RunsCode(marker)
+    hostile = pickle.dumps(data, protocol=2)
+    pickle.loads(hostile, encoding="latin1")  # the payload is live: plain pickle runs it
+    assert marker.exists()
+    marker.unlink()
+    path.write_bytes(hostile)
+    with pytest.raises(DataError) as err:
+        create_dataset("cifar100", root=tmp_path)
+    assert one_line(err) == (f"{path}: refused: it holds a Python object (posix.system) where CIFAR "
+                             "files hold only dicts, lists, strings, numbers and NumPy arrays; "
+                             "nothing in it was run")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_pickles_of_every_protocol_load(tmp_path, protocol):
+    """NumPy pickles arrays through different globals per protocol; all are admitted."""
+    arrays = write_cifar100(tmp_path, n_train=1, n_test=1)
+    for split in ("train", "test", "meta"):
+        path = tmp_path / "cifar-100-python" / split
+        path.write_bytes(pickle.dumps(pickle.loads(path.read_bytes(), encoding="latin1"),
+                                      protocol=protocol))
+    bundle = create_dataset("cifar100", root=tmp_path, normalize="none")
+    np.testing.assert_array_equal(bundle.train.x.numpy().reshape(-1, 3072), arrays["train_data"])
 
 
 @pytest.mark.parametrize(("content", "message"), [

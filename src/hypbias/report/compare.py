@@ -88,6 +88,23 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None,
     -------
     The path of ``comparison.html``.
     """
+    runs = open_runs(run_dirs, names)
+    out = Path(out) if out is not None else Path(run_dirs[0]).parent / "compare"
+    split = common_split(runs)
+    table = comparison_table(runs, split)
+    sentence = finding(runs, split)
+    atomic_write_text(out / "comparison.csv", table.round(6).to_csv(index=False, na_rep=NA))
+    atomic_write_text(out / "comparison.txt", sentence + "\n")
+    intro = [f"{r.name}: {r.run.path} (loss: {_loss(r.run)})" for r in runs]
+    page = out / "comparison.html"
+    write_page(page, render_page("hypbias comparison", intro, page_sections(runs, split, table, sentence),
+                                 out / "figures"))
+    return page
+
+
+def open_runs(run_dirs: Sequence[str | Path], names: Sequence[str] | None) -> list[Run]:
+    """The runs to compare, named (default: directory names, or paths when those repeat), checked
+    to be two or more with the same classes."""
     if len(run_dirs) < 2:
         raise ConfigError(f"compare needs at least two run directories. Got {len(run_dirs)}.")
     if names is None:
@@ -99,15 +116,13 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None,
                           f"directory). Got {list(names)!r} instead.")
     runs = [load_run(p, n) for p, n in zip(run_dirs, names, strict=True)]
     check_same_classes(runs)
-    out = Path(out) if out is not None else Path(run_dirs[0]).parent / "compare"
-    split = common_split(runs)
+    return runs
+
+
+def page_sections(runs: Sequence[Run], split: str, table: pd.DataFrame,
+                  sentence: str) -> list[Section]:
+    """The sections of ``comparison.html``: the table and overlays, severity and NC when measured."""
     q = float(runs[0].summary.get("q", 0.95))
-
-    table = comparison_table(runs, split)
-    sentence = finding(runs, split)
-    atomic_write_text(out / "comparison.csv", table.round(6).to_csv(index=False, na_rep=NA))
-    atomic_write_text(out / "comparison.txt", sentence + "\n")
-
     frames = {r.name: r.metrics for r in runs}
     taus = {r.name: r.summary.get("tau", {}).get(split, {}) for r in runs}
     overview = Section("Runs side by side", paragraphs=[
@@ -115,7 +130,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None,
         f"Columns are runs; the Δ columns subtract the baseline '{runs[0].name}'. Final values "
         f"are those of each run's last epoch; τ_{q:g} is the first epoch whose accuracy reaches "
         f"{100 * q:.0f}% of the space's best (paper Fig. 4); random spaces R are means over "
-        "their draws.",
+        f"their draws; {NA} marks a value that is NaN or was not measured.",
     ])
     overview.tables.append(table.to_html(index=False, na_rep=NA, float_format=_fmt))
     overview.figures = [
@@ -139,10 +154,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None,
             "NC metrics of the penultimate features in the fine space H and the hypernym spaces "
             "(color = run, line style = label space)."],
             figures=[("compare_nc", collapse, "Neural-collapse metrics per epoch.")]))
-    intro = [f"{r.name}: {r.run.path} (loss: {_loss(r.run)})" for r in runs]
-    page = out / "comparison.html"
-    write_page(page, render_page("hypbias comparison", intro, sections, out / "figures"))
-    return page
+    return sections
 
 
 def common_split(runs: Sequence[Run]) -> str:
@@ -216,4 +228,5 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-__all__ = ["Run", "check_same_classes", "compare_runs", "comparison_table", "finding", "load_run"]
+__all__ = ["Run", "check_same_classes", "compare_runs", "comparison_table", "finding", "load_run",
+           "open_runs", "page_sections"]

@@ -9,6 +9,7 @@ class mean (NC4). The paper needs 2 + M passes for M extra label spaces; this ne
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -93,6 +94,14 @@ class CollapseTracker(TrackerComponent):
         self.stats.reset()
         self.nc4 = None
         return rows
+
+    def state_dict(self) -> dict[str, Any]:
+        """The last measured epoch's arrays (:meth:`artifacts`): a run resumed from its last
+        checkpoint writes them too."""
+        return {"final": dict(self.final)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.final = {k: np.asarray(v) for k, v in state.get("final", {}).items()}
 
     def artifacts(self) -> dict[str, np.ndarray]:
         """The class statistics and classifier of the last measured epoch, from which NC follows in

@@ -76,8 +76,13 @@ def read_config_file(path: Path, origins: Origins, seen: tuple[Path, ...] = ()) 
     if not isinstance(base, str) or not base:
         raise ConfigError(f"{path}: 'base' must be the name of a config file. Got {base!r} instead.")
     base_path = path.parent / base
-    parent = read_config_file(base_path if base_path.is_file() else find_config(base), origins,
-                              (*seen, path.resolve()))
+    if not base_path.is_file():
+        try:
+            base_path = find_config(base)
+        except ConfigError:
+            raise ConfigError(f"{path}: 'base' names {base!r}, which is neither a file next to it "
+                              "nor a packaged config") from None
+    parent = read_config_file(base_path, origins, (*seen, path.resolve()))
     origins.record(data, str(path))
     return deep_merge(parent, data)
 
