@@ -18,7 +18,7 @@ from hypbias.train.config import (
     parse_config,
     safe_keys,
 )
-from hypbias.train.config.schema import AnyOf, Choice, Float, Int, ListOf, Origins, Refused
+from hypbias.train.config.schema import AnyOf, Choice, Float, Int, ListOf, Origins, Refused, flatten
 
 
 @pytest.fixture
@@ -52,11 +52,11 @@ def test_sections_are_typed_and_immutable(small):
 
 @pytest.mark.parametrize(("raw", "value"), [("1e-3", 0.001), ("5E4", 50000.0), ("-2.5e+2", -250.0),
                                             ("1_000", 1000), ("0.5", 0.5)])
-def test_scientific_notation_is_a_number_in_set_and_files(raw, value, tmp_path):
-    cfg = load_config(None, [f"train.weight_decay={raw.lstrip('-')}"])
+def test_scientific_notation_is_a_number_in_set_and_files(raw, value, small, tmp_path):
+    cfg = load_config(small, [f"train.weight_decay={raw.lstrip('-')}"])
     assert cfg.train.weight_decay == abs(value)
     path = tmp_path / "c.yaml"
-    path.write_text(f"base: synthetic.yaml\nloss:\n  name: hxe\n  alpha: {raw.lstrip('-')}\n")
+    path.write_text(f"base: {small}\nloss:\n  name: hxe\n  alpha: {raw.lstrip('-')}\n")
     assert load_config(path).loss["alpha"] == abs(value)
 
 
@@ -168,3 +168,19 @@ def test_origins_fall_back_to_the_nearest_parent():
     assert origins.of("train.lr") == "--set train.lr=1"
     assert origins.of("train.lr.x") == "--set train.lr=1"
     assert origins.of("spaces.q") == "file.yaml"
+
+
+def test_the_readme_documents_every_declared_key():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Configuration"):readme.index("### The embedded default")]
+    documented = set()
+    for row in table.splitlines():
+        if not row.startswith("| `"):
+            continue
+        names = [n.strip().strip("`") for n in row.split("|")[1].split(",")]
+        section = names[0].rpartition(".")[0]
+        documented |= {n if "." in n or not section else f"{section}.{n}" for n in names}
+    declared = set(flatten(defaults())) - {"config_file"}
+    assert declared - documented == set()
