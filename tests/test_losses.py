@@ -509,6 +509,10 @@ def test_validate_loss_options_fills_defaults_without_building():
     assert validate_loss_options(section)["spaces"] == ["S4", "S9"]
     with pytest.raises(ConfigError, match="'loss.spaces' names 'S9'"):
         validate_loss_options(section, space_names=["S4", "S8"])
+    # what it returns is a valid section again (the training loop builds from it)
+    for name in LOSSES:
+        checked = validate_loss_options({"name": name}, space_names=["S4"])
+        assert validate_loss_options(checked, space_names=["S4"]) == checked
 
 
 def test_every_declared_default_is_valid_and_every_loss_builds_from_defaults(small_tree):
