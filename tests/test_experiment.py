@@ -86,3 +86,12 @@ def test_rerun_is_identical(tmp_path):
     for split, stack in first.confusion().items():
         np.testing.assert_array_equal(again.confusion()[split], stack)
     pd.testing.assert_frame_equal(first.metrics, again.metrics)
+
+
+def test_config_yaml_reads_back_to_the_run_config(default_run):
+    from hypbias.experiment import open_run
+    from hypbias.train.config import fingerprint, load_config
+
+    _, config = open_run(default_run.path)
+    assert config.as_dict() == load_config(None).as_dict()
+    assert fingerprint(config) == fingerprint(load_config(None))

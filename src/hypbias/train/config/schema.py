@@ -12,8 +12,8 @@ A section is a frozen dataclass deriving from :class:`Section` whose fields are 
 one, a bad value with one line naming where it was set (the file or the ``--set`` argument, see
 :class:`Origins`), the dotted key, the value and what is allowed. Lists become tuples, so a parsed
 section is immutable; :meth:`Section.as_dict` gives the plain form written to ``config.yaml``.
-A key declared ``safe`` cannot change the numbers a run measures (progress, report settings): a
-resumed run may change it.
+A key declared ``safe`` cannot change the numbers a run measures (workers, checkpoint frequency,
+report settings): a resumed run may change it.
 """
 
 from __future__ import annotations
