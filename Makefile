@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 OUT ?= runs/default
 CONFIG ?=
 
-.PHONY: run test install install-dev lint wordnet bench compare-losses clean FORCE
+.PHONY: run test install install-dev lint wordnet bench gpu-check compare-losses clean FORCE
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,17 @@ wordnet:
 test: install-dev wordnet
 	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
+
+## On a CUDA machine, every CUDA path in a few minutes (training loop with bf16, channels_last,
+## torch.compile, EMA and AutoAugment; Tracker.evaluate; torchvision and timm adapters; NCCL; cuML
+## UMAP when installed), written into benchmarks/RESULTS.md. Without CUDA it says so and exits 0.
+## The adapters' packages are installed next to the torch of TORCH_SPEC (never replacing it).
+gpu-check: install-dev
+	@if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+		$(BIN)/pip install --quiet -e ".[vision]" "$(TORCH_SPEC)" || \
+			echo "note: torchvision/timm not installed; the adapter checks will be skipped"; \
+	fi
+	$(BIN)/python benchmarks/gpu_check.py --results benchmarks/RESULTS.md
 
 ## CE vs hierarchical cross-entropy vs soft labels on the embedded default, side by side.
 compare-losses: install
