@@ -127,6 +127,10 @@ def test_lightning_callback_state_round_trip():
     assert second.tracker.next_epoch == 2
     np.testing.assert_array_equal(second.tracker.confusion("val"), first.tracker.confusion("val"))
     assert second.tracker.rows == first.tracker.rows
+    nc_first, nc_second = (next(c for c in t.components if c.name == "nc")
+                           for t in (first.tracker, second.tracker))
+    for name, array in nc_first.artifacts().items():
+        np.testing.assert_array_equal(nc_second.artifacts()[name], array)
 
 
 def _saved(state):

@@ -80,16 +80,39 @@ class HypbiasCallback(Callback):
         self.run = self.recorder.finish(pl_module)
 
     def state_dict(self) -> dict[str, Any]:
-        """The tracker's state, with tensors where it holds arrays (Lightning saves it)."""
-        state = self.tracker.state_dict()
-        state["history"] = {s: torch.from_numpy(m) for s, m in state["history"].items()}
-        return {"tracker": state}
+        """The tracker's state, its NumPy arrays as tensors (Lightning reads checkpoints with
+        ``weights_only``)."""
+        return {"tracker": _tensors(self.tracker.state_dict())}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state = dict(state_dict["tracker"])
-        state["history"] = {s: [np.asarray(m) for m in stack.numpy()]
-                            for s, stack in state["history"].items()}
+        state = _arrays(state_dict["tracker"])
+        state["history"] = {s: list(stack) for s, stack in state["history"].items()}
         self.tracker.load_state_dict(state)
+
+
+_ARRAY = "__ndarray__"
+
+
+def _tensors(value: Any) -> Any:
+    """``value`` with every NumPy array replaced by ``{"__ndarray__": tensor}``."""
+    if isinstance(value, np.ndarray):
+        return {_ARRAY: torch.from_numpy(np.ascontiguousarray(value))}
+    if isinstance(value, dict):
+        return {k: _tensors(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_tensors(v) for v in value)
+    return value
+
+
+def _arrays(value: Any) -> Any:
+    """The inverse of :func:`_tensors`."""
+    if isinstance(value, dict):
+        if set(value) == {_ARRAY}:
+            return value[_ARRAY].numpy()
+        return {k: _arrays(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_arrays(v) for v in value)
+    return value
 
 
 __all__ = ["HypbiasCallback"]

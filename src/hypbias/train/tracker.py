@@ -234,6 +234,8 @@ class Tracker:
         model : the model, in any state; evaluated in ``eval()`` mode, its mode restored after.
             Its output is the logits (N, C) or has a ``logits`` field (Hugging Face); the
             features are the input of the head chosen by :meth:`bind` (bound here on first use).
+            Pass a ``DistributedDataParallel`` model's ``.module``: its own forward is a
+            collective, which processes with different numbers of batches would wait on.
         batches : a re-iterable of ``(inputs, targets)`` such as a ``DataLoader`` or a list;
             inputs (a tensor, or a mapping passed as keyword arguments) and targets are moved to
             the model's device.
