@@ -239,6 +239,34 @@ def test_all_three_cccs_are_high_for_hierarchical_points_and_low_for_shuffled_cl
     assert cophenetic_correlation(class_mean_distances(query, yq), w_shuffled) < 0.3
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_huge_finite_features_give_the_measures_of_the_same_features_at_unit_scale(rng, dtype):
+    """Features of ~1e30 (a diverging run) overflow squared float32 distances; every measure is
+    defined by the geometry alone, so it must equal the measure of the features at unit scale
+    (covers with an explicit r_max scaled with them, class-mean distances scaled back)."""
+    h = synthetic_hierarchy((3, 4))
+    w = h.graph_distance_matrix()
+    centres = hierarchical_centres(rng, h)
+    query, yq = points(rng, centres, 6)
+    support, ys = points(rng, centres, 6)
+    scale = 1e30 if dtype == np.float32 else 1e200
+    unit = (query.astype(dtype), support.astype(dtype))
+    huge = (unit[0] * dtype(scale), unit[1] * dtype(scale))
+    a_unit, a_huge = covers(unit[0], yq, unit[1], ys), covers(huge[0], yq, huge[1], ys)
+    np.testing.assert_allclose(a_huge, a_unit, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(covers(huge[0], yq, huge[1], ys, r_max=3.0 * scale),
+                               covers(unit[0], yq, unit[1], ys, r_max=3.0), rtol=1e-5, atol=1e-6)
+    assert cophenetic_correlation(cover_distance(a_huge), w) == pytest.approx(
+        cophenetic_correlation(cover_distance(a_unit), w), abs=1e-5)
+    assert example_pair_correlation(*huge[:1], yq, huge[1], ys, w) == pytest.approx(
+        example_pair_correlation(unit[0], yq, unit[1], ys, w), abs=1e-5)
+    d_huge, d_unit = class_mean_distances(huge[0], yq), class_mean_distances(unit[0], yq)
+    assert np.isfinite(d_huge).all()
+    np.testing.assert_allclose(d_huge / scale, d_unit, rtol=1e-5)
+    assert cophenetic_correlation(d_huge, w) == pytest.approx(cophenetic_correlation(d_unit, w),
+                                                              abs=1e-6)
+
+
 # ---------------------------------------------------------------------------------------- sampling
 def test_query_support_is_disjoint_stratified_and_seeded(rng):
     labels = rng.integers(0, 7, size=700)

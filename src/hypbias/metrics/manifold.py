@@ -20,6 +20,7 @@ Every function accepts NumPy arrays or torch tensors (on any device) and returns
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,6 +69,18 @@ def _num_classes(num_classes: int | None, owner: str, *labels: Any) -> int:
     return max(top, default=-1) + 1
 
 
+def power_of_two_scale(*points: torch.Tensor) -> float:
+    """2^k with k = ⌊log2 max |x|⌋ over the entries of ``points`` (1 when they are all 0 or one is
+    not finite).
+
+    Dividing by it is exact in floating point and brings the largest magnitude into [1, 2).
+    """
+    largest = max((float(p.abs().amax()) for p in points if p.numel()), default=0.0)
+    if largest == 0.0 or not math.isfinite(largest):
+        return 1.0
+    return math.ldexp(1.0, math.frexp(largest)[1] - 1)
+
+
 def _require_every_class(labels: np.ndarray, num_classes: int, name: str, owner: str) -> None:
     missing = np.flatnonzero(np.bincount(labels, minlength=num_classes) == 0)
     if missing.size:
@@ -93,6 +106,12 @@ class _QuerySupport:
         if self.support.dtype != self.query.dtype:
             self.query = self.query.double()
             self.support = self.support.double()
+        # Distances are computed in units of a power of two near the largest coordinate, so that
+        # finite features of any magnitude give finite distances (their squares would overflow
+        # float32 from about 1e19 on); the division is exact, so unit-scale features are unchanged.
+        self.scale = power_of_two_scale(self.query, self.support)
+        self.query = self.query / self.scale
+        self.support = self.support / self.scale
         c = _num_classes(num_classes, owner, query_labels, support_labels)
         self.num_classes = c
         self.query_labels = _labels(query_labels, len(self.query), "query_labels", owner, c)
@@ -195,7 +214,7 @@ def covers(query: Any, query_labels: Any, support: Any, support_labels: Any,
         if r_max is None:
             largest = torch.maximum(largest, dmin.max())
         else:
-            dmin = (1.0 - dmin / r_max).clamp_(min=0.0)
+            dmin = (1.0 - dmin / (r_max / qs.scale)).clamp_(min=0.0)
         qs.class_pair_sums(dmin, rows, sums)
     counts = torch.as_tensor(np.bincount(qs.query_labels, minlength=c), dtype=torch.float64,
                              device=dev)
@@ -310,8 +329,8 @@ def cophenetic_correlation(d_feature: Any, d_hierarchy: Any) -> float:
         )
     iu = np.triu_indices(len(f), k=1)
     acc = PearsonAccumulator()
-    if len(iu[0]):
-        acc.update(f[iu], w[iu])
+    if len(iu[0]):  # Pearson's r ignores the scale, whose squares could overflow float64
+        acc.update(f[iu] / power_of_two_scale(torch.from_numpy(f)), w[iu])
     return acc.compute()
 
 
@@ -322,6 +341,8 @@ def class_mean_distances(features: Any, labels: Any, num_classes: int | None = N
     """
     owner = "class_mean_distances"
     x = _points(features, "features", owner).double()
+    scale = power_of_two_scale(x)  # the distances of huge features stay finite
+    x = x / scale
     c = _num_classes(num_classes, owner, labels)
     y = _labels(labels, len(x), "labels", owner, c)
     _require_every_class(y, c, "labels", owner)
@@ -329,7 +350,7 @@ def class_mean_distances(features: Any, labels: Any, num_classes: int | None = N
     means = torch.zeros((c, x.shape[1]), dtype=torch.float64, device=x.device)
     means.index_add_(0, torch.as_tensor(y, device=x.device), x)
     means /= counts[:, None]
-    return torch.cdist(means, means).cpu().numpy()
+    return (torch.cdist(means, means) * scale).cpu().numpy()
 
 
 def example_pair_correlation(query: Any, query_labels: Any, support: Any, support_labels: Any,
