@@ -173,3 +173,17 @@ def _save(state):
     torch.save(state, buffer)
     buffer.seek(0)
     return buffer
+
+
+def test_update_equals_the_averaged_models_own_update_parameters():
+    """The host-side driver gives what AveragedModel.update_parameters gives, counter included."""
+    model = _net().train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    ours, torchs = ModelEMA(model, 0.75), ModelEMA(model, 0.75)
+    for step in range(4):
+        _train_step(model, opt, step)
+        ours.update(model)
+        torchs.averaged.update_parameters(model)
+    assert ours.num_updates == torchs.num_updates == 4
+    for key, value in torchs.shadow.items():
+        assert torch.equal(ours.shadow[key], value), key

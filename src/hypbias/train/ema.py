@@ -10,6 +10,11 @@ started from the model's weights at construction; it is evaluated by swapping it
 
 Pass the unwrapped model (not a ``DistributedDataParallel`` or compiled wrapper) so that the names
 stay the same however the model is run.
+
+:meth:`ModelEMA.update` applies the AveragedModel's averaging function to the same tensor pairs as
+``AveragedModel.update_parameters`` does, one fused call per dtype, but without that method's
+counter arithmetic: the counter lives on the host and is copied to the device at every call, a
+host-device synchronisation per optimiser step on CUDA. The update never waits for the device.
 """
 
 from __future__ import annotations
@@ -90,7 +95,16 @@ class ModelEMA:
             differ = sorted(set(names) ^ set(self._names)) or names
             raise ValueError(f"ModelEMA: the model's state_dict keys differ from the average's: "
                              f"{differ[:5]}")
-        self.averaged.update_parameters(model)
+        averaged = [*self.averaged.module.parameters(), *self.averaged.module.buffers()]
+        current = [*model.parameters(), *model.buffers()]
+        groups: dict[tuple[torch.device, torch.dtype], tuple[list, list]] = {}
+        for avg, cur in zip(averaged, current, strict=True):
+            pair = groups.setdefault((avg.device, avg.dtype), ([], []))
+            pair[0].append(avg.detach())
+            pair[1].append(cur.detach())
+        for avg_list, cur_list in groups.values():
+            self.averaged.multi_avg_fn(avg_list, cur_list, None)
+        self.averaged.n_averaged += 1
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:
