@@ -30,6 +30,7 @@ missing, truncated or malformed.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -234,9 +235,16 @@ class RunDir:
         atomic_write(self.file(name), lambda fh: np.savez_compressed(fh, **arrays))
 
     def write_table(self, stem: str, frame: pd.DataFrame) -> None:
-        """``<stem>.csv`` and ``<stem>.parquet``."""
+        """``<stem>.csv``, and ``<stem>.parquet`` when pyarrow is installed (the ``parquet`` extra).
+
+        Without pyarrow a Parquet copy left by an earlier write is removed, so the two never differ.
+        """
         atomic_write_text(self.file(f"{stem}.csv"), frame.to_csv(index=False))
-        with atomic_path(self.file(f"{stem}.parquet")) as tmp:
+        parquet = self.file(f"{stem}.parquet")
+        if not _has_pyarrow():
+            parquet.unlink(missing_ok=True)
+            return
+        with atomic_path(parquet) as tmp:
             frame.to_parquet(tmp, index=False)
 
     def write_torch(self, name: str, obj: Any) -> None:
@@ -266,7 +274,7 @@ class RunDir:
     @cached_property
     def metrics(self) -> pd.DataFrame:
         """The long-format metrics table (``layer`` is the empty string where not per-layer)."""
-        if self.file("metrics.parquet").exists():
+        if self.file("metrics.parquet").exists() and _has_pyarrow():
             return self.read("metrics.parquet", pd.read_parquet)
         return self.read("metrics.csv", lambda p: pd.read_csv(
             p, dtype={"layer": str}, keep_default_na=False, na_values={"value": ["", "nan", "NaN"]}))
@@ -323,6 +331,10 @@ def _npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` file, read in full (no pickled objects)."""
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
+
+
+def _has_pyarrow() -> bool:
+    return importlib.util.find_spec("pyarrow") is not None
 
 
 def _json_default(obj: Any) -> Any:

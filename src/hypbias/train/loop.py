@@ -309,8 +309,8 @@ def prepare_training(config: Config | Mapping[str, Any], *, bundle: DatasetBundl
                            f"Got {tc.batch_size} instead.")
     device = resolve_device(tc.device, config.origins)
     bundle = bundle if bundle is not None else build_bundle(config)
-    if tc.augment == "autoaugment" and bundle.info.get("normalize") == "standard":
-        raise config.error("train.augment", "= 'autoaugment' works on images in [0, 1] or uint8; "
+    if tc.augment in ("autoaugment", "randaugment") and bundle.info.get("normalize") == "standard":
+        raise config.error("train.augment", f"= {tc.augment!r} works on images in [0, 1] or uint8; "
                            "set data.normalize to 'unit' or 'none'")
     data_order = seed_everything(config.seed)
     model = build_model(config.model, bundle, config.origins).to(device)
