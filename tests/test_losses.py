@@ -539,3 +539,6 @@ def test_packaged_loss_configs_inherit_the_default_and_build(config, kind, small
     scaled = ("lr", "weight_decay")  # hxe's loss is ~1/100 of CE's: see losses/hxe.yaml
     assert {k: v for k, v in cfg["train"].items() if k not in scaled} == \
         {k: v for k, v in default["train"].items() if k not in scaled}
+    k = 100.0 if config == "losses/hxe" else 1.0  # the same SGD as the default's, on 100 x the loss
+    assert cfg["train"]["lr"] == pytest.approx(k * default["train"]["lr"])
+    assert cfg["train"]["weight_decay"] == pytest.approx(default["train"]["weight_decay"] / k)
