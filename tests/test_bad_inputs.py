@@ -169,7 +169,7 @@ CONFIG_VALUES = [
     bad_set("train.epochs", "-1", "Got -1 instead."),
     bad_set("train.epochs", "2.5", "must be an int >= 1. Got 2.5 instead."),
     bad_set("train.batch_size", "0", "'train.batch_size' must be an int >= 1. Got 0 instead."),
-    bad_set("train.optimizer", "adam", "must be one of 'sgd', 'adamw'. Got 'adam' instead."),
+    bad_set("train.optimizer", "adam", "must be one of 'sgd', 'adamw', 'rmsprop'. Got 'adam' instead."),
     bad_set("train.lr", "0", "'train.lr' must be a finite number > 0. Got 0 instead."),
     bad_set("train.lr", "-1e-3", "Got -0.001 instead."),
     bad_set("train.lr", ".nan", "'train.lr' must be a finite number > 0. Got nan instead."),

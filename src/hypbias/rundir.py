@@ -13,6 +13,7 @@ Layout (DESIGN.md §4)::
     summary.json         τ_q per split and space, final accuracies, findings
     model.pt             final model state_dict
     checkpoints/         epoch_XXX.pt when train.save_every > 0
+    tensorboard/, wandb/, mlruns/   what the loggers of ``log:`` asked for wrote
     figures/*.png, report.html
 
 Every file is written atomically (temporary file, then rename).
@@ -70,7 +71,7 @@ RUN_FILES = ("config.yaml", "environment.json", "hierarchy.json", "spaces.npz", 
              "learned_hierarchy.json", "learned_hierarchy_analysis.json")
 """The files a run writes at the top of its directory (besides ``<component>.npz`` arrays)."""
 
-RUN_FOLDERS = ("checkpoints", "figures")
+RUN_FOLDERS = ("checkpoints", "figures", "tensorboard", "wandb", "mlruns")
 OVERWRITE_MARKER = ".overwrite.json"
 UNREADABLE = (OSError, ValueError, EOFError, KeyError, IndexError, TypeError, zipfile.BadZipFile,
               zlib.error, yaml.YAMLError)

@@ -38,11 +38,21 @@ class MultiLevelCrossEntropy(nn.Module):
     label_smoothing : float in [0, 1]
         Label smoothing of the fine term (as in ``torch.nn.CrossEntropyLoss``).
     reduction : {"mean", "sum", "none"}
+    names : sequence of str, optional
+        The spaces' names, which label their terms; default ``S<n>`` for n groups.
+
+    Attributes
+    ----------
+    term_names : tuple of str
+        ``("H", *names)``: the fine term, then one per space, the order of :meth:`terms`.
+    last_terms : tensor of shape (1 + S,) or None
+        The batch mean of each weighted term at the last call (detached); with
+        ``reduction="mean"`` they sum to the loss.
     """
 
     def __init__(self, spaces: Sequence[LabelSpace], weights: float | Sequence[float] | None = None,
                  *, fine_weight: float = 1.0, label_smoothing: float = 0.0,
-                 reduction: str = "mean") -> None:
+                 reduction: str = "mean", names: Sequence[str] | None = None) -> None:
         super().__init__()
         owner = "MultiLevelCrossEntropy"
         spaces = list(spaces)
@@ -68,22 +78,42 @@ class MultiLevelCrossEntropy(nn.Module):
         self.reduction = check_choice(reduction, "reduction", owner, REDUCTIONS)
         self.num_classes = sizes.pop()
         self.num_groups = [s.num_groups for s in spaces]
+        self.term_names = ("H", *_term_names(names, self.num_groups, owner))
+        self.last_terms: torch.Tensor | None = None
         self.register_buffer("assignments", torch.as_tensor(np.stack([s.t for s in spaces])),
                              persistent=False)
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def terms(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The weighted terms per sample, shape (1 + S, N): w_H · CE(logits, y) first, then
+        −w_s · log p(t_s[y]) for each space in the order of :attr:`term_names`."""
         logits = checked_logits(logits, self.num_classes, "MultiLevelCrossEntropy")
-        loss = self.fine_weight * F.cross_entropy(logits, targets, reduction="none",
+        fine = self.fine_weight * F.cross_entropy(logits, targets, reduction="none",
                                                   label_smoothing=self.label_smoothing)
         log_p = F.log_softmax(logits, dim=1)
-        for t, n, w in zip(self.assignments, self.num_groups, self.weights, strict=True):
-            group_logp = group_logsumexp(log_p, t, n)
-            loss = loss - w * group_logp.gather(1, t[targets].unsqueeze(1)).squeeze(1)
-        return reduce(loss, self.reduction)
+        coarse = [-w * group_logsumexp(log_p, t, n).gather(1, t[targets].unsqueeze(1)).squeeze(1)
+                  for t, n, w in zip(self.assignments, self.num_groups, self.weights, strict=True)]
+        return torch.stack([fine, *coarse])
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        terms = self.terms(logits, targets)
+        self.last_terms = terms.detach().mean(dim=1)
+        return reduce(terms.sum(dim=0), self.reduction)
 
     def extra_repr(self) -> str:
         return (f"num_groups={self.num_groups}, weights={self.weights}, "
                 f"fine_weight={self.fine_weight}, reduction={self.reduction!r}")
+
+
+def _term_names(names: Sequence[str] | None, num_groups: list[int], owner: str) -> list[str]:
+    """The given names (one per space, distinct), else ``S<n>`` (suffixed by position if repeated)."""
+    if names is None:
+        names = [f"S{n}" for n in num_groups]
+        return names if len(set(names)) == len(names) else [f"{n}_{i}" for i, n in enumerate(names)]
+    names = [str(n) for n in names]
+    if len(names) != len(num_groups) or len(set(names)) < len(names) or "H" in names:
+        raise ValueError(f"The 'names' parameter of {owner} must hold {len(num_groups)} distinct "
+                         f"names other than 'H' (one per space). Got {names!r} instead.")
+    return names
 
 
 def _check_spaces(options: Mapping[str, Any], space_names: Sequence[str]) -> None:
@@ -105,12 +135,13 @@ def _check_spaces(options: Mapping[str, Any], space_names: Sequence[str]) -> Non
 
 def _build(hierarchy: Hierarchy, spaces: Mapping[str, LabelSpace], label_smoothing: float,
            options: Mapping[str, Any]) -> MultiLevelCrossEntropy:
-    chosen = [spaces[n] for n in options["spaces"] or spaces]
+    chosen = list(options["spaces"] or spaces)
     weights = options["weights"]
     if isinstance(weights, list) and len(weights) == 1:
         weights = weights[0]
-    return MultiLevelCrossEntropy(chosen, weights, fine_weight=options["fine_weight"],
-                                  label_smoothing=label_smoothing)
+    return MultiLevelCrossEntropy([spaces[n] for n in chosen], weights,
+                                  fine_weight=options["fine_weight"],
+                                  label_smoothing=label_smoothing, names=chosen)
 
 
 SPEC = LossSpec(

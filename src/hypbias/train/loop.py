@@ -6,6 +6,13 @@ evaluates the untrained model (epoch 0) and runs each later epoch as one pass of
 by an evaluation of every tracked split, which feeds the :class:`~hypbias.train.tracker.Tracker`.
 :func:`train` does both.
 
+Each closed epoch goes to the loggers of the ``log:`` section (:mod:`hypbias.train.loggers`):
+``log.csv`` rewritten in the run directory, a line on stdout when it is not a terminal, TensorBoard,
+W&B, MLflow. A loss that reports its terms (``term_names`` and ``last_terms``, as
+:class:`~hypbias.losses.MultiLevelCrossEntropy` does) has each term's epoch mean recorded as
+``loss_term`` rows (split ``train``, space = the term's). The Jensen–Shannon loss sees each batch as
+its V views: the clean images, then V − 1 independent draws of ``train.augment``.
+
 A non-finite training loss or model output stops the run at that epoch: the result carries a
 :class:`Divergence` and every epoch measured before it. Ctrl-C raises
 :class:`~hypbias.errors.TrainingInterrupted` naming the epoch.
@@ -36,8 +43,9 @@ from tqdm.auto import tqdm
 from hypbias.data.augment import make_augment
 from hypbias.data.base import DatasetBundle, TensorSplit, create_dataset
 from hypbias.errors import ConfigError, HypbiasError, TrainingInterrupted
-from hypbias.labelspace import LabelSpace
-from hypbias.losses import build_loss
+from hypbias.labelspace import LabelSpace, SpaceSet
+from hypbias.losses import JensenShannonCrossEntropy, build_loss
+from hypbias.metrics.rows import metric_row
 from hypbias.models.base import Classifier
 from hypbias.models.registry import create, factory_parameters
 from hypbias.train import checkpoint, distributed
@@ -45,6 +53,7 @@ from hypbias.train.config import Config, as_config
 from hypbias.train.config.schema import Origins
 from hypbias.train.config.sections import ModelSection, TrainSection
 from hypbias.train.ema import ModelEMA
+from hypbias.train.loggers import build_loggers, require_packages
 from hypbias.train.schedules import build_scheduler
 from hypbias.train.tracker import Tracker, TrackerComponent
 
@@ -166,11 +175,15 @@ def build_model(model_cfg: ModelSection | Mapping[str, Any], bundle: DatasetBund
 
 
 def build_optimizer(model: nn.Module, tc: TrainSection) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov) or AdamW with the configured learning rate and weight decay."""
+    """SGD (momentum, Nesterov), AdamW (ε) or RMSprop (momentum, smoothing constant α, ε) with the
+    configured learning rate and weight decay."""
     if tc.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum,
                                nesterov=tc.nesterov, weight_decay=tc.weight_decay)
-    return torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    if tc.optimizer == "rmsprop":
+        return torch.optim.RMSprop(model.parameters(), lr=tc.lr, alpha=tc.rmsprop_alpha, eps=tc.eps,
+                                   momentum=tc.momentum, weight_decay=tc.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=tc.lr, eps=tc.eps, weight_decay=tc.weight_decay)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, tc: TrainSection,
@@ -183,12 +196,29 @@ def make_scheduler(optimizer: torch.optim.Optimizer, tc: TrainSection,
 
 def make_loss(config: Config, bundle: DatasetBundle,
               spaces: Mapping[str, LabelSpace] | None) -> nn.Module:
-    """The configured ``loss:`` (see :func:`hypbias.losses.build_loss`); errors name the config file."""
+    """The configured ``loss:`` (see :func:`hypbias.losses.build_loss`); errors name the config file.
+
+    The Jensen–Shannon loss compares augmented views of each image: it needs ``train.augment``.
+    """
     try:
-        return build_loss(config.loss, bundle.hierarchy, spaces,
+        loss = build_loss(config.loss, bundle.hierarchy, spaces,
                           label_smoothing=config.train.label_smoothing)
     except ConfigError as err:
         raise ConfigError(f"{config.origins.of('loss')}: {err}") from None
+    if isinstance(loss, JensenShannonCrossEntropy) and config.train.augment is None:
+        raise config.error("train.augment", f"is null, but loss 'jsd' compares {loss.views} views of "
+                           "each image (the clean one and augmented draws): set it to 'crop_flip', "
+                           "'autoaugment' or 'randaugment'")
+    return loss
+
+
+def training_views(x: torch.Tensor, augment: Callable | None, views: int) -> torch.Tensor:
+    """The batch as the loss sees it: ``augment(x)`` (or ``x``), shape (N, ...); with V > 1 views,
+    shape (V·N, ...): the clean ``x``, then V − 1 independent draws of ``augment`` (AugMix's layout,
+    App. B.1)."""
+    if views == 1:
+        return x if augment is None else augment(x)
+    return torch.cat([x, *(augment(x) for _ in range(views - 1))])
 
 
 # ---------------------------------------------------------------------------- batches
@@ -268,6 +298,18 @@ class _Step:
     augment: Callable | None
     ema: ModelEMA | None
     autocast: contextlib.AbstractContextManager | None
+    views: int = 1
+    """Versions of each image the loss takes (:func:`training_views`)."""
+
+
+@dataclass
+class EpochLoss:
+    """One epoch of training: the mean loss, the samples seen, and each term's mean (name ->
+    value) for a loss that reports its terms."""
+
+    loss: float
+    samples: int
+    terms: dict[str, float]
 
 
 @dataclass
@@ -295,7 +337,7 @@ class Training:
 
 def prepare_training(config: Config | Mapping[str, Any], *, bundle: DatasetBundle | None = None,
                      components: list[TrackerComponent] | None = None,
-                     spaces: Mapping[str, LabelSpace] | None = None) -> Training:
+                     spaces: SpaceSet | Mapping[str, LabelSpace] | None = None) -> Training:
     """Build every object of a run from ``config``; any bad value raises before anything is written.
 
     Parameters are those of :func:`train`.
@@ -307,6 +349,7 @@ def prepare_training(config: Config | Mapping[str, Any], *, bundle: DatasetBundl
     if world > 1 and tc.batch_size % world:
         raise config.error("train.batch_size", f"must be divisible by the {world} processes. "
                            f"Got {tc.batch_size} instead.")
+    require_packages(config.log)
     device = resolve_device(tc.device, config.origins)
     bundle = bundle if bundle is not None else build_bundle(config)
     if tc.augment in ("autoaugment", "randaugment") and bundle.info.get("normalize") == "standard":
@@ -314,21 +357,32 @@ def prepare_training(config: Config | Mapping[str, Any], *, bundle: DatasetBundl
                            "set data.normalize to 'unit' or 'none'")
     data_order = seed_everything(config.seed)
     model = build_model(config.model, bundle, config.origins).to(device)
-    tracker = Tracker(bundle.num_classes, splits=config.track.splits, components=components or [])
+    spaces = spaces if isinstance(spaces, SpaceSet) else SpaceSet(hypernyms=dict(spaces or {}))
+    tracker = Tracker(bundle.num_classes, splits=config.track.splits, components=components or [],
+                      spaces=spaces)
     tracker.bind(model)
-    optimizer = build_optimizer(model, tc)
     steps = math.ceil(len(bundle.train) / world / (tc.batch_size // world))
-    scheduler = make_scheduler(optimizer, tc, steps)
+    step, augment_gen = _build_step(config, bundle, model, spaces, device, steps)
+    state = checkpoint.TrainingState(model, step.optimizer, step.scheduler, tracker, data_order,
+                                     augment_gen, step.ema, config)
+    return Training(config, bundle, device, step, tracker, state, data_order, steps)
+
+
+def _build_step(config: Config, bundle: DatasetBundle, model: Classifier, spaces: SpaceSet,
+                device: torch.device, steps_per_epoch: int) -> tuple[_Step, torch.Generator]:
+    """The optimisation step's objects, and the generator of the augmentation draws."""
+    tc = config.train
+    optimizer = build_optimizer(model, tc)
     augment_gen = torch.Generator(device=device if device.type == "cuda" else "cpu")
     augment_gen.manual_seed(config.seed + 1)
-    step = _Step(_forward(model, tc, device, world), model, optimizer, scheduler,
-                 make_loss(config, bundle, spaces).to(device), make_augment(tc.augment, augment_gen),
-                 ModelEMA(model, tc.ema) if tc.ema else None,
+    loss = make_loss(config, bundle, spaces.hypernyms).to(device)
+    step = _Step(_forward(model, tc, device, distributed.world_size()), model, optimizer,
+                 make_scheduler(optimizer, tc, steps_per_epoch), loss,
+                 make_augment(tc.augment, augment_gen), ModelEMA(model, tc.ema) if tc.ema else None,
                  torch.autocast("cuda", dtype=torch.bfloat16) if tc.amp and device.type == "cuda"
-                 else None)
-    state = checkpoint.TrainingState(model, optimizer, scheduler, tracker, data_order, augment_gen,
-                                     step.ema, config)
-    return Training(config, bundle, device, step, tracker, state, data_order, steps)
+                 else None,
+                 loss.views if isinstance(loss, JensenShannonCrossEntropy) else 1)
+    return step, augment_gen
 
 
 def _forward(model: Classifier, tc: TrainSection, device: torch.device,
@@ -344,18 +398,16 @@ def _forward(model: Classifier, tc: TrainSection, device: torch.device,
 
 
 def train_one_epoch(step: _Step, batch_iter: Iterator[tuple[torch.Tensor, torch.Tensor]],
-                    num_batches: int, progress: bool) -> tuple[float, int]:
-    """One pass of SGD over the training data; returns (mean training loss, samples seen).
+                    num_batches: int, progress: bool) -> EpochLoss:
+    """One pass of SGD over the training data: its mean loss (and terms), samples seen.
 
     The loss is summed on the device and read once at the end: a NaN anywhere makes the mean NaN.
     """
     step.model.train()
-    total = None
-    count = 0
+    sums = _LossSums(tuple(getattr(step.loss_fn, "term_names", ())))
     for x, y in tqdm(batch_iter, total=num_batches, leave=False, desc="batches",
                      disable=not progress or num_batches < 200):
-        if step.augment is not None:
-            x = step.augment(x)
+        x = training_views(x, step.augment, step.views)
         with step.autocast or contextlib.nullcontext():
             loss = step.loss_fn(step.forward(_memory_format(x, step.model)), y)
         step.optimizer.zero_grad(set_to_none=True)
@@ -364,10 +416,34 @@ def train_one_epoch(step: _Step, batch_iter: Iterator[tuple[torch.Tensor, torch.
         step.scheduler.step()
         if step.ema is not None:
             step.ema.update(step.model)
-        weighted = loss.detach().double() * len(y)
-        total = weighted if total is None else total + weighted
-        count += len(y)
-    return (float(total) / max(count, 1) if total is not None else float("nan")), count
+        sums.add(loss, getattr(step.loss_fn, "last_terms", None), len(y))
+    return sums.means()
+
+
+class _LossSums:
+    """The epoch's loss, and each term of a loss that reports them, summed on the device (float64)."""
+
+    def __init__(self, term_names: tuple[str, ...]) -> None:
+        self.term_names = term_names
+        self.loss: torch.Tensor | None = None
+        self.terms: torch.Tensor | None = None
+        self.count = 0
+
+    def add(self, loss: torch.Tensor, terms: torch.Tensor | None, n: int) -> None:
+        """A batch of ``n`` samples: its mean ``loss`` and its terms' means, shape (T,)."""
+        weighted = loss.detach().double() * n
+        self.loss = weighted if self.loss is None else self.loss + weighted
+        if self.term_names:
+            weighted = terms.double() * n
+            self.terms = weighted if self.terms is None else self.terms + weighted
+        self.count += n
+
+    def means(self) -> EpochLoss:
+        if self.loss is None:
+            return EpochLoss(float("nan"), 0, {})
+        terms = {} if self.terms is None else dict(
+            zip(self.term_names, (self.terms / self.count).tolist(), strict=True))
+        return EpochLoss(float(self.loss) / self.count, self.count, terms)
 
 
 @contextlib.contextmanager
@@ -388,7 +464,8 @@ def subnormals_flushed() -> Iterator[None]:
 def train(config: Config | Mapping[str, Any], *, bundle: DatasetBundle | None = None,
           components: list[TrackerComponent] | None = None, progress: bool = True,
           checkpoint_dir: Path | None = None, resume: bool = False,
-          spaces: Mapping[str, LabelSpace] | None = None) -> TrainResult:
+          spaces: SpaceSet | Mapping[str, LabelSpace] | None = None,
+          run_dir: Path | None = None) -> TrainResult:
     """Train the configured model and track every epoch, 0 (untrained) to ``train.epochs``.
 
     Parameters
@@ -396,93 +473,102 @@ def train(config: Config | Mapping[str, Any], *, bundle: DatasetBundle | None = 
     config : a checked config (:func:`hypbias.train.config.load_config`) or its plain form.
     bundle : the dataset, if already built (else from ``config.data``).
     components : extra tracker components (neural collapse, manifold, ...).
-    progress : show progress bars (they also switch off when stderr is not a terminal).
+    progress : show progress bars (they also switch off when stderr is not a terminal) and, with
+        ``log.console: auto``, one line per epoch on stdout when stdout is not a terminal.
     checkpoint_dir : where ``train.save_every`` writes ``epoch_XXX.pt``.
     resume : continue from the newest checkpoint in ``checkpoint_dir`` (made with the same config;
         from the start when there is none); on the CPU the result equals an uninterrupted run.
-    spaces : the run's hypernym spaces by name, for losses that use them (``multilevel``).
+    spaces : the run's label spaces (a SpaceSet, whose random draws the loggers report too) or its
+        hypernym spaces by name; losses that use them (``multilevel``) take the hypernym spaces.
+    run_dir : the run directory, where the loggers of ``config.log`` write (``log.csv`` after every
+        epoch, ``tensorboard/``, ...); None: the console line only.
     """
     training = prepare_training(config, bundle=bundle, components=components, spaces=spaces)
     restore = None
     if resume:
         restore = checkpoint.resume_point(checkpoint_dir, training.config)
-    return run_training(training, progress=progress, checkpoint_dir=checkpoint_dir, restore=restore)
+    return run_training(training, progress=progress, checkpoint_dir=checkpoint_dir, restore=restore,
+                        run_dir=run_dir)
 
 
 def run_training(t: Training, *, progress: bool = True, checkpoint_dir: Path | None = None,
-                 restore: Mapping[str, Any] | None = None) -> TrainResult:
+                 restore: Mapping[str, Any] | None = None, run_dir: Path | None = None) -> TrainResult:
     """Measure epoch 0 (the untrained model), then train and measure each epoch to ``train.epochs``.
 
     ``restore`` is a checkpoint's payload (:func:`~hypbias.train.checkpoint.resume_point`) to
-    continue from. Returns early, with :attr:`TrainResult.diverged` set, at the first epoch whose
-    loss or outputs are not finite; Ctrl-C raises :class:`~hypbias.errors.TrainingInterrupted`.
+    continue from; ``run_dir`` is where the loggers of ``log:`` write. Returns early, with
+    :attr:`TrainResult.diverged` set, at the first epoch whose loss or outputs are not finite;
+    Ctrl-C raises :class:`~hypbias.errors.TrainingInterrupted`.
     """
-    log, elapsed = t.state.load(restore) if restore is not None else ([], 0.0)
+    _, elapsed = t.state.load(restore) if restore is not None else ([], 0.0)
     start = time.perf_counter() - elapsed
     rank = distributed.rank()
     saving = checkpoint_dir is not None and t.config.train.save_every > 0 and rank == 0
     epochs = t.config.train.epochs
     epoch = t.tracker.next_epoch
+    t.tracker.loggers.extend(build_loggers(t.config.log, run_dir, first_epoch=epoch, epochs=epochs,
+                                           config=t.config.as_dict(), progress=progress))
     with subnormals_flushed():
         try:
             if epoch == 0:
                 first_lr = t.step.optimizer.param_groups[0]["lr"]
-                _measure(t, 0, {"loss": float("nan"), "lr": first_lr, "images_per_s": float("nan")},
-                         log, start)
+                _measure(t, 0, {"loss": float("nan"), "lr": first_lr, "images_per_s": float("nan")})
                 if saving:  # the untrained model, for analyses of checkpoints after the fact
-                    t.state.save(checkpoint_dir / "epoch_000.pt", log, time.perf_counter() - start)
+                    t.state.save(checkpoint_dir / "epoch_000.pt", t.tracker.log,
+                                 time.perf_counter() - start)
             bar = tqdm(range(t.tracker.next_epoch, epochs + 1), desc="epochs", leave=True,
                        disable=True if (not progress or rank) else None)
             for epoch in bar:
-                trained = _train_epoch(t, progress and not rank)
+                trained, terms = _train_epoch(t, progress and not rank)
                 if not math.isfinite(trained["loss"]):
                     what = f"the training loss is {trained['loss']}"
-                    return _stopped(t, log, start, Divergence(epoch, what, _last_loss(log)))
-                acc = _measure(t, epoch, trained, log, start)
+                    return _stopped(t, start, Divergence(epoch, what, _last_loss(t.tracker.log)))
+                acc = _measure(t, epoch, trained, terms)
                 bar.set_postfix(loss=f"{trained['loss']:.3f}",
                                 **{s: f"{a:.1f}%" for s, a in acc.items()})
                 if saving and (epoch % t.config.train.save_every == 0 or epoch == epochs):
-                    t.state.save(checkpoint_dir / f"epoch_{epoch:03d}.pt", log,
+                    t.state.save(checkpoint_dir / f"epoch_{epoch:03d}.pt", t.tracker.log,
                                  time.perf_counter() - start)
         except NonFiniteOutputs:
-            return _stopped(t, log, start, Divergence(epoch, "the model's outputs are not finite",
-                                                      _last_loss(log)))
+            return _stopped(t, start, Divergence(epoch, "the model's outputs are not finite",
+                                                 _last_loss(t.tracker.log)))
         except KeyboardInterrupt:
             raise TrainingInterrupted(epoch) from None
+        finally:
+            t.tracker.close_loggers()
     if t.step.ema is not None:
         t.step.ema.copy_to(t.model)
-    return TrainResult(t.model, t.tracker, t.bundle, log, time.perf_counter() - start)
+    return TrainResult(t.model, t.tracker, t.bundle, t.tracker.log, time.perf_counter() - start)
 
 
-def _train_epoch(t: Training, progress: bool) -> dict[str, float]:
-    """One epoch of training: its mean loss over processes, learning rate at its start and speed."""
+def _train_epoch(t: Training, progress: bool) -> tuple[dict[str, float], dict[str, float]]:
+    """One epoch of training: its mean loss over processes, learning rate at its start and speed
+    (the row of ``log.csv``), and the mean of each loss term over processes."""
     rank, world = distributed.rank(), distributed.world_size()
     lr = t.step.optimizer.param_groups[0]["lr"]
     order = torch.randperm(len(t.bundle.train), generator=t.data_order)[rank::world]
     batch_iter = batches(t.bundle.train, t.config.train.batch_size // world, device=t.device,
                          indices=order, num_workers=t.config.train.num_workers)
     tick = time.perf_counter()
-    loss, seen = train_one_epoch(t.step, batch_iter, t.steps_per_epoch, progress)
+    trained = train_one_epoch(t.step, batch_iter, t.steps_per_epoch, progress)
     if t.device.type == "cuda":
         torch.cuda.synchronize(t.device)
-    return {"loss": distributed.mean(loss), "lr": lr,
-            "images_per_s": seen * world / (time.perf_counter() - tick)}
+    terms = {name: distributed.mean(value) for name, value in trained.terms.items()}
+    return {"loss": distributed.mean(trained.loss), "lr": lr,
+            "images_per_s": trained.samples * world / (time.perf_counter() - tick)}, terms
 
 
-def _measure(t: Training, epoch: int, trained: dict[str, float], log: list[dict[str, float]],
-             start: float) -> dict[str, float]:
-    """Evaluate the tracked splits, close the tracker's epoch and append its row to ``log``.
-
-    ``trained``: the epoch's ``loss``, ``lr`` and ``images_per_s`` (NaN loss and speed at epoch 0).
-    """
+def _measure(t: Training, epoch: int, trained: dict[str, float],
+             terms: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Evaluate the tracked splits and close the tracker's epoch, its row of ``log.csv`` holding
+    ``trained`` (the epoch's ``loss``, ``lr`` and ``images_per_s``; NaN loss and speed at epoch 0)
+    and its metrics each loss term's mean (``loss_term``, split ``train``)."""
+    rows = [metric_row(epoch, "train", name, "loss_term", value)
+            for name, value in (terms or {}).items()]
     with t.evaluated_weights():
         evaluate(t.model, t.bundle, t.tracker, t.device, t.config.track.eval_batch_size,
                  t.step.autocast)
-        acc = t.tracker.end_epoch(epoch, t.model)
-    log.append({"epoch": epoch, "loss": trained["loss"], "lr": trained["lr"],
-                **{f"acc_{s}": a for s, a in acc.items()}, "images_per_s": trained["images_per_s"],
-                "seconds": time.perf_counter() - start})
-    return acc
+        return t.tracker.end_epoch(epoch, t.model, log=trained, rows=rows)
 
 
 def _last_loss(log: list[dict[str, float]]) -> tuple[int, float] | None:
@@ -490,6 +576,6 @@ def _last_loss(log: list[dict[str, float]]) -> tuple[int, float] | None:
     return finite[-1] if finite else None
 
 
-def _stopped(t: Training, log: list[dict[str, float]], start: float,
-             divergence: Divergence) -> TrainResult:
-    return TrainResult(t.model, t.tracker, t.bundle, log, time.perf_counter() - start, divergence)
+def _stopped(t: Training, start: float, divergence: Divergence) -> TrainResult:
+    return TrainResult(t.model, t.tracker, t.bundle, t.tracker.log, time.perf_counter() - start,
+                       divergence)

@@ -10,6 +10,10 @@
         tracker.end_epoch(epoch, log={"loss": loss})
     tracker.save("runs/mine")                  # the run directory of ``hypbias run``
 
+``tracker.log_to("runs/mine", tensorboard=True)`` before the first epoch rewrites ``log.csv`` after
+every epoch and sends each epoch's numbers to TensorBoard (W&B, MLflow, a console line), the hook
+that ``hypbias run`` and the integrations use too (:mod:`hypbias.train.loggers`).
+
 :meth:`Tracker.evaluate` runs every pass the components need over any re-iterable of
 ``(inputs, targets)``; loops that run the model themselves call :meth:`Tracker.update` (and the
 second-pass hooks) instead. Components (neural-collapse statistics, hierarchical metrics, manifold
@@ -39,8 +43,7 @@ if TYPE_CHECKING:
     from hypbias.hierarchy.tree import Hierarchy
     from hypbias.labelspace.spaceset import SpaceSet
     from hypbias.rundir import RunDir
-
-__all__ = ["Tracker", "TrackerComponent"]
+    from hypbias.train.loggers import EpochLogger
 
 __all__ = ["Tracker", "TrackerComponent"]
 
@@ -59,9 +62,12 @@ class Tracker:
     hierarchy : Hierarchy, optional
         The class hierarchy; :meth:`save` needs it (:meth:`from_hierarchy` sets it).
     spaces : SpaceSet, optional
-        The label spaces :meth:`save` derives metrics for; by default none besides H.
+        The label spaces :meth:`save` derives metrics for and the loggers report; by default none
+        besides H.
     config : dict, optional
         The options in the layout of a config file, written to ``config.yaml`` by :meth:`save`.
+    loggers : iterable of EpochLogger
+        Called with each closed epoch (see :meth:`log_to` and :mod:`hypbias.train.loggers`).
 
     Attributes
     ----------
@@ -71,12 +77,15 @@ class Tracker:
         Long-format metric rows produced by the components.
     log : list of dict
         One row per epoch for ``log.csv``: ``epoch``, the values passed as ``end_epoch(log=...)``,
-        ``acc_<split>`` (fine accuracy, percent) and ``seconds`` since the first epoch closed.
+        ``acc_<split>`` (fine accuracy, percent) and ``seconds`` since the first epoch closed
+        (unless ``log`` gave them).
+    loggers : list of EpochLogger
     """
 
     def __init__(self, num_classes: int, splits: Sequence[str] = ("val",),
                  components: Iterable[TrackerComponent] = (), *, hierarchy: Hierarchy | None = None,
-                 spaces: SpaceSet | None = None, config: Mapping[str, Any] | None = None) -> None:
+                 spaces: SpaceSet | None = None, config: Mapping[str, Any] | None = None,
+                 loggers: Iterable[EpochLogger] = ()) -> None:
         self.num_classes = check_int(num_classes, "num_classes", "Tracker", low=1)
         if isinstance(splits, str) or not splits:
             raise ValueError(
@@ -100,6 +109,7 @@ class Tracker:
         self.epochs: list[int] = []
         self.rows: list[MetricRow] = []
         self.log: list[dict[str, Any]] = []
+        self.loggers: list[EpochLogger] = list(loggers)
 
     @classmethod
     def from_hierarchy(cls, hierarchy: Hierarchy, splits: Sequence[str] = ("val", "train"), *,
@@ -290,13 +300,17 @@ class Tracker:
         self._reduced = True
 
     def end_epoch(self, epoch: int, model: torch.nn.Module | None = None,
-                  log: Mapping[str, float] | None = None) -> dict[str, float]:
-        """Close ``epoch``: store each split's confusion matrix, collect component rows, reset.
+                  log: Mapping[str, float] | None = None,
+                  rows: Iterable[MetricRow] = ()) -> dict[str, float]:
+        """Close ``epoch``: store each split's confusion matrix, collect component rows, reset,
+        and hand the epoch to every logger (:attr:`loggers`).
 
         Epochs must be consecutive from 0, where epoch 0 is measured before any parameter update.
         ``model`` is passed to components that analyse the model itself (layer features); by
         default the bound model. ``log`` adds values to this epoch's row of ``log.csv`` (e.g.
-        ``{"loss": 0.41, "lr": 0.1}``).
+        ``{"loss": 0.41, "lr": 0.1}``; a ``seconds`` entry replaces the tracker's clock). ``rows``
+        are metric rows of this epoch measured by the loop itself (e.g. the training loss per
+        term), written to ``metrics.csv`` with the components'.
 
         Returns
         -------
@@ -316,16 +330,60 @@ class Tracker:
             self._current[split].reset()
             total = m.sum()
             out[split] = float(100.0 * np.trace(m) / total) if total else float("nan")
+        measured = list(rows)
         for comp in self.components:
             if comp.active(epoch):
-                self.rows.extend(comp.end_epoch(epoch, model))
+                measured.extend(comp.end_epoch(epoch, model))
+        self.rows.extend(measured)
         self.epochs.append(epoch)
         self._reduced = False
         now = time.perf_counter()
         self._start = now if self._start is None else self._start
-        self.log.append({"epoch": epoch, **dict(log or {}), **{f"acc_{s}": a for s, a in out.items()},
-                         "seconds": now - self._start})
+        given = dict(log or {})
+        seconds = given.pop("seconds", now - self._start)
+        self.log.append({"epoch": epoch, **given, **{f"acc_{s}": a for s, a in out.items()},
+                         "seconds": seconds})
+        if self.loggers:
+            self._log_epoch(epoch, measured)
         return out
+
+    def _log_epoch(self, epoch: int, measured: list[MetricRow]) -> None:
+        """Hand the closed epoch to every logger (imported here: the loggers read the analysis)."""
+        from hypbias.train.loggers import EpochRecord, space_accuracy_rows
+
+        confusion = {s: self._history[s][-1] for s in self.splits}
+        record = EpochRecord(epoch, self.log[-1],
+                             space_accuracy_rows(epoch, confusion, self.spaces) + measured, self.log)
+        for logger in self.loggers:
+            logger.log_epoch(record)
+
+    def log_to(self, run_dir: str | Path | None, *, console: str = "auto", tensorboard: bool = False,
+               wandb: bool = False, mlflow: bool = False, project: str = "hypbias",
+               epochs: int | None = None) -> list[EpochLogger]:
+        """Attach the loggers of a ``log:`` section (:mod:`hypbias.train.loggers`); returns them.
+
+        ``log.csv`` in ``run_dir`` is rewritten after every epoch from then on, and each epoch goes
+        to TensorBoard (``<run_dir>/tensorboard/``), W&B and MLflow when asked; ``console``
+        (``auto``, ``always``, ``never``) prints one line per epoch (``auto``: when stdout is not a
+        terminal); ``epochs`` (the last one) is shown in that line. :meth:`close_loggers` ends them.
+        """
+        from hypbias.train.config.schema import Origins
+        from hypbias.train.config.sections import LogSection
+        from hypbias.train.loggers import build_loggers
+
+        section = LogSection.parse({"console": console, "tensorboard": tensorboard, "wandb": wandb,
+                                    "mlflow": mlflow, "project": project},
+                                   Origins("Tracker.log_to"))
+        added = build_loggers(section, run_dir, first_epoch=self.next_epoch, epochs=epochs,
+                              config=self.config)
+        self.loggers.extend(added)
+        return added
+
+    def close_loggers(self) -> None:
+        """Close every logger and detach it (TensorBoard's files, the W&B and MLflow runs)."""
+        loggers, self.loggers = self.loggers, []
+        for logger in loggers:
+            logger.close()
 
     def confusion(self, split: str = "val") -> np.ndarray:
         """Stacked confusion matrices of ``split``, array of shape (epochs, C, C), int64."""
@@ -367,6 +425,8 @@ class Tracker:
         self._history = {s: list(state["history"][s]) for s in self.splits}
         self.rows = list(state["rows"])
         self.log = list(state.get("log", []))
+        if self.log and "seconds" in self.log[-1]:  # the clock goes on from the restored epoch
+            self._start = time.perf_counter() - float(self.log[-1]["seconds"])
         for comp in self.components:
             comp.load_state_dict(state["components"].get(comp.name, {}))
 

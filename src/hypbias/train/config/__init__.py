@@ -30,6 +30,7 @@ from hypbias.train.config.schema import Int, Nullable, Origins, Section, Text, f
 from hypbias.train.config.sections import (
     BASE_SECTIONS,
     DataSection,
+    LogSection,
     ModelSection,
     ReportSection,
     SpacesSection,
@@ -52,7 +53,7 @@ class Config(Section, Mapping):
 
     Attributes
     ----------
-    data, model, train, track, spaces, report : the experiment's sections
+    data, model, train, track, spaces, log, report : the experiment's sections
     loss : the ``loss:`` options, every declared option filled in (a read-only mapping)
     components : the tracker components' sections by name (``nc``, ``manifold``, ``mistakes``)
     seed, config_file : the top-level keys
@@ -64,6 +65,7 @@ class Config(Section, Mapping):
     train: TrainSection = field(default_factory=TrainSection)
     track: TrackSection = field(default_factory=TrackSection)
     spaces: SpacesSection = field(default_factory=SpacesSection)
+    log: LogSection = field(default_factory=LogSection)
     loss: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"name": "ce"}))
     report: ReportSection = field(default_factory=ReportSection)
     components: Mapping[str, Section] = field(default_factory=dict)

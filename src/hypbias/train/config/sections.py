@@ -124,11 +124,15 @@ class TrainSection(Section):
     SECTION = "train"
     epochs: int = key(30, Int(low=1), "epochs of training; epoch 0 is the untrained model")
     batch_size: int = key(128, Int(low=1), "under torchrun the batch is split over processes")
-    optimizer: str = key("sgd", Choice("sgd", "adamw"))
+    optimizer: str = key("sgd", Choice("sgd", "adamw", "rmsprop"))
     lr: float = key(0.01, Float(low=0, low_open=True), "the base learning rate")
-    momentum: float = key(0.9, Float(low=0, high=1), "SGD's momentum")
+    momentum: float = key(0.9, Float(low=0, high=1), "SGD's and RMSprop's momentum")
     nesterov: bool = key(False, Bool(), "Nesterov momentum (SGD)")
     weight_decay: float = key(5e-4, Float(low=0))
+    eps: float = key(1e-8, Float(low=0, low_open=True),
+                     "AdamW's and RMSprop's ε (torchvision's MobileNet-V3 recipe: 0.0316 with RMSprop)")
+    rmsprop_alpha: float = key(0.99, Float(low=0, high=1, high_open=True),
+                               "RMSprop's smoothing constant (torchvision's MobileNet-V3 recipe: 0.9)")
     schedule: str = key("cosine", Choice(*SCHEDULES), "stepped per batch")
     milestones: tuple[float, ...] = key((0.5, 0.75), ListOf(Float(low=0, high=1)),
                                         "fractions of training where 'step' multiplies by gamma")
@@ -179,6 +183,26 @@ class SpacesSection(Section):
 
 
 @dataclass(frozen=True)
+class LogSection(Section):
+    """``log:``: where each epoch's numbers go while the run trains (never changes what is measured).
+
+    ``log.csv`` is rewritten after every epoch whatever these say (:mod:`hypbias.train.loggers`).
+    """
+
+    SECTION = "log"
+    console: str = key("auto", Choice("auto", "always", "never"),
+                       "one line per epoch on stdout; auto: when stdout is not a terminal (nohup, "
+                       "SLURM) and progress is shown", safe=True)
+    tensorboard: bool = key(False, Bool(), "scalars under <run>/tensorboard/ (the tensorboard extra)",
+                            safe=True)
+    wandb: bool = key(False, Bool(), "a Weights & Biases run (WANDB_MODE=offline keeps it local)",
+                      safe=True)
+    mlflow: bool = key(False, Bool(), "an MLflow run (MLFLOW_TRACKING_URI, else <run>/mlruns)",
+                       safe=True)
+    project: str = key("hypbias", Text(), "the W&B project and the MLflow experiment", safe=True)
+
+
+@dataclass(frozen=True)
 class ReportSection(Section):
     """``report:``: what the report states (never changes what is measured)."""
 
@@ -189,7 +213,7 @@ class ReportSection(Section):
 
 
 BASE_SECTIONS: tuple[type[Section], ...] = (DataSection, ModelSection, TrainSection, TrackSection,
-                                            SpacesSection, ReportSection)
+                                            SpacesSection, LogSection, ReportSection)
 """The experiment's sections besides ``loss`` (declared by the losses) and the components'."""
 
 
@@ -209,5 +233,5 @@ def check_top_level(values: Mapping[str, Any], sections: list[str], origins: Ori
     refuse_unknown(values, ["seed", "config_file", *sections], "", origins)
 
 
-__all__ = ["BASE_SECTIONS", "DataSection", "ModelSection", "OpenSection", "ReportSection",
+__all__ = ["BASE_SECTIONS", "DataSection", "LogSection", "ModelSection", "OpenSection", "ReportSection",
            "SpacesSection", "TrackSection", "TrainSection", "check_top_level", "parse_loss"]
