@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from hypbias.errors import HypbiasError, TrainingInterrupted
 
-SUBCOMMANDS = ["run", "analyze", "analyze_checkpoints", "report", "compare", "hierarchy"]
+SUBCOMMANDS = ["run", "analyze", "analyze_checkpoints", "blur", "report", "compare", "hierarchy"]
 """Modules under ``hypbias.cli`` that define a subcommand, in the order ``--help`` lists them."""
 
 INTERRUPTED = 130

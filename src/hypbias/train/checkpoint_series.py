@@ -5,10 +5,13 @@ component measures it (accuracy in every label space from the confusion matrix, 
 the layer-wise manifold analysis when configured). The rows are labelled with the checkpoint's
 epoch and written as one run directory by :func:`~hypbias.train.run_files.write_run`.
 
+Each measured checkpoint goes to the loggers of the config's ``log:`` section
+(:mod:`hypbias.train.loggers`), its epoch as the step: ``log.csv`` grows as the series is measured.
+
 Under ``torchrun`` the checkpoints are shared out, the i-th (in epoch order) to process
 i mod world_size, each process on its own GPU evaluating whole splits; rank 0 gathers the results
-and writes the run. The process group is joined only for that gathering, so no statistic is summed
-over processes.
+(logging its own as it measures them, the others' once gathered) and writes the run. The process
+group is joined only for that gathering, so no statistic is summed over processes.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hypbias.analysis.umap_pictures import PREFIX, picture_arrays, read_pictures
 from hypbias.data.base import DatasetBundle
 from hypbias.labelspace.spaceset import SpaceSet, build_spaces
 from hypbias.metrics.rows import MetricRow
@@ -33,6 +37,7 @@ from hypbias.rundir import RunDir
 from hypbias.train import distributed
 from hypbias.train.components import ComponentContext, build_components
 from hypbias.train.config import Config, load_config
+from hypbias.train.loggers import EpochLogger, build_loggers, dispatch, require_packages
 from hypbias.train.loop import batches, build_bundle, build_model, resolve_device
 from hypbias.train.run_files import write_run
 from hypbias.train.state_dicts import load_weights, order_by_epoch, read_checkpoint_weights
@@ -100,6 +105,7 @@ def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: 
     progress : show a progress bar
     """
     series = order_by_epoch(list(checkpoints), epochs)
+    require_packages(config.log)
     bundle = build_bundle(config)
     spaces = _spaces(config, bundle)
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
@@ -107,6 +113,9 @@ def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: 
     model = build_model(config.model, bundle, config.origins).to(device)
     mine = list(range(rank, len(series), world))
     measured = []
+    loggers = build_loggers(config.log, out, epochs=series[-1][0], config=config.as_dict(),
+                            progress=progress) if rank == 0 else []
+    logged: list[dict[str, Any]] = []
     from tqdm.auto import tqdm
 
     for position in tqdm(mine, desc="checkpoints", disable=not progress or rank != 0):
@@ -116,14 +125,31 @@ def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: 
         load_weights(model, state, path)
         measured.append(_measure(model, config, bundle, spaces, position, epoch, source, device))
         measured[-1].seconds = time.perf_counter() - start
+        _log(loggers, logged, measured[-1], spaces)
     if world > 1:
         measured = _gather(measured)
     run = None
     if rank == 0:
         measured.sort(key=lambda m: m.position)
+        for m in measured:
+            if m.position % world:  # measured by another process
+                _log(loggers, logged, m, spaces)
+        for logger in loggers:
+            logger.close()
         run = _write(RunDir(Path(out)), config, bundle, spaces, series, measured, ema)
     distributed.teardown()
     return run
+
+
+def _log(loggers: list[EpochLogger], logged: list[dict[str, Any]], m: Measured,
+         spaces: SpaceSet) -> None:
+    """Hand one measured checkpoint to the loggers, its rows labelled with its epoch; ``logged``
+    (the rows of ``log.csv`` so far) gains its row, ``seconds`` the evaluation time so far."""
+    if not loggers:
+        return
+    epoch = int(m.log["epoch"])
+    logged.append({**m.log, "seconds": (logged[-1]["seconds"] if logged else 0.0) + m.seconds})
+    dispatch(loggers, epoch, logged, m.confusion, spaces, [{**r, "epoch": epoch} for r in m.rows])
 
 
 def _spaces(config: Config, bundle: DatasetBundle) -> SpaceSet:
@@ -167,6 +193,19 @@ def _measure(model: torch.nn.Module, config: Config, bundle: DatasetBundle, spac
                     log, artifacts)
 
 
+def _series_artifacts(measured: list[Measured], epochs: list[int]) -> dict[str, dict[str, np.ndarray]]:
+    """The last checkpoint's arrays, with the manifold pictures of every checkpoint, each labelled
+    with the epoch it stands for (every checkpoint is measured as epoch 0 of a fresh tracker)."""
+    out = {name: dict(arrays) for name, arrays in measured[-1].artifacts.items()}
+    pictures = [dataclasses.replace(pic, epoch=epoch) for m, epoch in zip(measured, epochs, strict=True)
+                for by_epoch in read_pictures(m.artifacts.get("manifold", {})).values()
+                for pic in by_epoch.values()]
+    if pictures:
+        kept = {k: v for k, v in out["manifold"].items() if not k.startswith(f"{PREFIX}:")}
+        out["manifold"] = {**kept, **picture_arrays(pictures)}
+    return out
+
+
 def _gather(measured: list[Measured]) -> list[Measured]:
     """Every process's results on rank 0 (the process group is joined for this only)."""
     import torch.distributed as dist
@@ -194,7 +233,7 @@ def _write(run: RunDir, config: Config, bundle: DatasetBundle, spaces: SpaceSet,
     plain = config.as_dict()
     plain["train"] = {**plain["train"], "epochs": series[-1][0]}
     write_run(run, tracker, config=plain, epochs=[series[m.position][0] for m in measured],
-              artifacts=measured[-1].artifacts,
+              artifacts=_series_artifacts(measured, [series[m.position][0] for m in measured]),
               environment_extra={"world_size": int(os.environ.get("WORLD_SIZE", 1)),
                                  "command": sys.argv})
     run.write_json("checkpoints.json", {

@@ -86,7 +86,8 @@ def manifold(ctx: RunContext) -> Section | None:
         ("manifold_cover_spaces", plot_cover_spaces(m),
          "Covers of the top layer in the raw feature space (a) and in the UMAP embedding (b), as "
          "Fig. 2a–b: only in the embedding do self-covers pull away from mutual covers."),
-        ("manifold_probes", plot_probe_depth(m, method=method),
+        ("manifold_probes", plot_probe_depth(m, method=method) if ctx.has_metric("probe_accuracy")
+         else None,
          f"Accuracy of few-shot {method} probes against normalised depth, per label space "
          "(Fig. 6b–c, 15)."),
         ("manifold_probe_types", plot_probe_comparison(m),

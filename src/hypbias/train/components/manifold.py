@@ -2,11 +2,13 @@
 
 The same 2K examples per class (K query, K support) are drawn once from the config's seed and
 analysed at every measured epoch, so curves compare like with like. ``hypbias analyze`` draws the
-same samples to analyse saved checkpoints after the fact.
+same samples to analyse saved checkpoints after the fact. The same examples also give the 2-D UMAP
+pictures of Fig. 1b, 12 and 13 (``manifold.pictures``), kept in ``manifold.npz``.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +17,18 @@ import torch
 
 from hypbias.analysis.manifold import COVER_SPACES, Labelled, ManifoldSettings, manifold_metrics
 from hypbias.analysis.sampling import probe_split, sample_query_support
+from hypbias.analysis.umap_pictures import (
+    Picture,
+    anchor_index,
+    layer_pictures,
+    picture_arrays,
+    read_pictures,
+)
 from hypbias.data.base import TensorSplit, split_labels
+from hypbias.errors import ConfigError
 from hypbias.labelspace import LabelSpace
 from hypbias.metrics.rows import MetricRow
+from hypbias.models.layers import TOKENS
 from hypbias.train import distributed
 from hypbias.train.components import ComponentContext, register_component
 from hypbias.train.config.schema import (
@@ -37,6 +48,9 @@ from hypbias.train.tracker import TrackerComponent
 
 EVERY = Described(AnyOf(Int(low=0), ListOf(Int(low=0), min_len=1)),
                   "an int >= 0 or a list of epochs >= 0")
+TRAIN_SPACES = Described(AnyOf(Choice("H", "all"), ListOf(Text(), min_len=1)),
+                         "'H', 'all' or a non-empty list of space names")
+ANCHOR = Described(Nullable(AnyOf(Int(low=0), Text())), "a class name, a class index >= 0 or null")
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,16 @@ class ManifoldSection(Section):
     probes: bool = key(True, Bool(), "linear probes on the val split")
     probe_k: int = key(10, Int(low=1), "probe training examples per class")
     probe_method: str = key("logistic", Choice("logistic", "ridge"))
+    probe_train_spaces: str | tuple[str, ...] = key(
+        "H", TRAIN_SPACES, "spaces probes are trained in, each scored in every space (Table 7)")
+    token: str | None = key(None, Nullable(Choice(*TOKENS)), "'cls' or 'mean' reads 3-d outputs "
+                            "as token sequences (ViT, BERT); null reads them as maps")
+    pictures: tuple[str, ...] | None = key(None, Nullable(ListOf(Text())), "layers drawn as 2-D "
+                                           "UMAP pictures (Fig. 1b, 12, 13); null = the top layer "
+                                           "below the head; [] = none")
+    picture_points: int = key(5000, Int(low=1), "examples drawn per picture at most")
+    anchor: int | str | None = key(None, ANCHOR, "the class the pictures colour by distance to; "
+                                                 "null = class 0")
 
 
 @dataclass
@@ -75,9 +99,12 @@ class ManifoldInputs:
     indices: dict[str, np.ndarray]
     """Sample indices into their splits: ``query`` and ``support`` (``split``), ``probe_train`` and
     ``probe_test`` (val)."""
+    picture_points: int = 5000
+    anchor: int = 0
+    """The pictures' anchor class, an index."""
 
 
-def _labelled(split: Any, idx: np.ndarray) -> Labelled:
+def labelled(split: Any, idx: np.ndarray) -> Labelled:
     labels = split_labels(split)[idx]
     if isinstance(split, TensorSplit):
         return Labelled(split.x[torch.as_tensor(idx)], labels)
@@ -87,10 +114,13 @@ def _labelled(split: Any, idx: np.ndarray) -> Labelled:
 def manifold_inputs(mf: ManifoldSection, ctx: ComponentContext) -> ManifoldInputs:
     """Draw the query/support and probe samples and gather the settings of the ``manifold:`` section."""
     bundle, seed = ctx.bundle, ctx.seed
+    spaces = {"H": None, **ctx.spaces.hypernyms}
+    check_train_spaces(mf.probe_train_spaces, list(spaces), ctx)
     try:
         settings = ManifoldSettings(dim=mf.dim, space=mf.space, seed=seed,
                                     n_neighbors=mf.n_neighbors, n_epochs=mf.n_epochs,
-                                    probe_method=mf.probe_method)
+                                    probe_method=mf.probe_method,
+                                    probe_train_spaces=mf.probe_train_spaces, token=mf.token)
         split = bundle.split(mf.split)
         qs = sample_query_support(split_labels(split), k=mf.k, seed=seed,
                                   num_classes=bundle.num_classes, allow_fewer=True)
@@ -99,13 +129,30 @@ def manifold_inputs(mf: ManifoldSection, ctx: ComponentContext) -> ManifoldInput
         if mf.probes:
             train_idx, test_idx = probe_split(split_labels(bundle.val), k=mf.probe_k, seed=seed,
                                               num_classes=bundle.num_classes, allow_fewer=True)
-            probe_train, probe_test = _labelled(bundle.val, train_idx), _labelled(bundle.val, test_idx)
+            probe_train, probe_test = labelled(bundle.val, train_idx), labelled(bundle.val, test_idx)
             indices.update(probe_train=train_idx, probe_test=test_idx)
     except ValueError as err:
         raise ctx.error("manifold", str(err)) from None
-    return ManifoldInputs(_labelled(split, qs.query), _labelled(split, qs.support), probe_train,
-                          probe_test, bundle.hierarchy.graph_distance_matrix(),
-                          {"H": None, **ctx.spaces.hypernyms}, settings, mf.split, indices)
+    return ManifoldInputs(labelled(split, qs.query), labelled(split, qs.support), probe_train,
+                          probe_test, bundle.hierarchy.graph_distance_matrix(), spaces, settings,
+                          mf.split, indices, mf.picture_points,
+                          resolve_anchor(mf.anchor, bundle.hierarchy.classes, ctx))
+
+
+def check_train_spaces(names: str | tuple[str, ...], known: list[str], ctx: ComponentContext) -> None:
+    """``manifold.probe_train_spaces`` names only spaces of the run (H or a hypernym space)."""
+    unknown = [] if isinstance(names, str) else [n for n in names if n not in known]
+    if unknown:
+        raise ctx.error("manifold.probe_train_spaces", f"names {unknown[0]!r}, which is not a space "
+                        f"of this run (spaces: {', '.join(known)})")
+
+
+def resolve_anchor(anchor: int | str | None, classes: list[str], ctx: ComponentContext) -> int:
+    """``manifold.anchor`` as a class index (:func:`anchor_index`); errors name where it was set."""
+    try:
+        return anchor_index(anchor, classes)
+    except ConfigError as err:
+        raise ConfigError(f"{ctx.origins.of('manifold.anchor')}: {err}") from None
 
 
 def resolve_layers(mf: ManifoldSection, model: torch.nn.Module, ctx: ComponentContext) -> list[str]:
@@ -114,7 +161,29 @@ def resolve_layers(mf: ManifoldSection, model: torch.nn.Module, ctx: ComponentCo
     if not layers:
         raise ctx.error("manifold.layers", "is empty and the model names no default layers; "
                         "list module names (see model.named_modules())")
+    _check_modules("manifold.layers", layers, model, ctx)
     return layers
+
+
+def picture_layers(mf: ManifoldSection, model: torch.nn.Module, head: torch.nn.Module,
+                   layers: list[str], ctx: ComponentContext) -> list[str]:
+    """``manifold.pictures``; by default the top analysed layer that is not the classifier
+    ``head`` (the penultimate features of Fig. 1b and 12), or the top layer when all are."""
+    if mf.pictures is not None:
+        _check_modules("manifold.pictures", list(mf.pictures), model, ctx)
+        return list(mf.pictures)
+    modules = dict(model.named_modules())
+    below = [name for name in layers if modules[name] is not head]
+    return [(below or layers)[-1]]
+
+
+def _check_modules(key: str, names: list[str], model: torch.nn.Module, ctx: ComponentContext) -> None:
+    modules = dict(model.named_modules())
+    unknown = [n for n in names if n not in modules]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], [m for m in modules if m], n=3, cutoff=0.5)
+        hint = f"close matches: {', '.join(close)}" if close else "see model.named_modules()"
+        raise ctx.error(key, f"names {unknown[0]!r}, which is not a module of the model ({hint})")
 
 
 class ManifoldTracker(TrackerComponent):
@@ -133,9 +202,12 @@ class ManifoldTracker(TrackerComponent):
         self.epochs = epochs
         self.progress = ctx.progress
         self.layers: list[str] = []
+        self.picture_layers: list[str] = []
+        self.pictures: list[Picture] = []
 
     def bind(self, model: torch.nn.Module, head: torch.nn.Linear) -> None:
         self.layers = resolve_layers(self.section, model, self.ctx)
+        self.picture_layers = picture_layers(self.section, model, head, self.layers, self.ctx)
 
     def active(self, epoch: int) -> bool:
         return epoch in self.epochs
@@ -149,19 +221,32 @@ class ManifoldTracker(TrackerComponent):
             umap_version: str | None = version("umap-learn")
         except PackageNotFoundError:
             umap_version = None
-        return {"layers": self.layers, **self.inputs.settings.as_dict(), "umap_n_jobs": 1,
-                "umap_learn": umap_version, "torch_threads": torch.get_num_threads()}
+        return {"layers": self.layers, **self.inputs.settings.as_dict(),
+                "pictures": self.picture_layers, "picture_points": self.inputs.picture_points,
+                "anchor": self.inputs.anchor, "umap_n_jobs": 1, "umap_learn": umap_version,
+                "torch_threads": torch.get_num_threads()}
 
     def artifacts(self) -> dict[str, np.ndarray]:
-        """The indices of the sampled examples (the same at every epoch and in ``hypbias analyze``)."""
-        return self.inputs.indices
+        """The indices of the sampled examples (the same at every epoch and in ``hypbias analyze``)
+        and the 2-D pictures of every measured epoch (:func:`picture_arrays`)."""
+        return {**self.inputs.indices, **picture_arrays(self.pictures)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The pictures drawn so far, as arrays, so a resumed run keeps them."""
+        return {"pictures": picture_arrays(self.pictures)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        found = read_pictures({k: np.asarray(v) for k, v in state.get("pictures", {}).items()})
+        self.pictures = [pic for by_epoch in found.values() for pic in by_epoch.values()]
 
     def end_epoch(self, epoch: int, model: torch.nn.Module | None) -> list[MetricRow]:
         if model is None:
             raise ValueError("ManifoldTracker needs the model: call Tracker.end_epoch(epoch, model=model)")
         if distributed.rank() != 0:  # every rank holds the same model; one analysis suffices
             return []
-        return analyse_model(model, self.layers, self.inputs, epoch, progress=self.progress)
+        rows = analyse_model(model, self.layers, self.inputs, epoch, progress=self.progress)
+        self.pictures += draw_pictures(model, self.picture_layers, self.inputs, epoch)
+        return rows
 
 
 def analyse_model(model: torch.nn.Module, layers: list[str], inputs: ManifoldInputs, epoch: int,
@@ -171,6 +256,20 @@ def analyse_model(model: torch.nn.Module, layers: list[str], inputs: ManifoldInp
                             inputs.spaces, epoch=epoch, split=inputs.split,
                             probe_train=inputs.probe_train, probe_test=inputs.probe_test,
                             settings=inputs.settings, progress=progress)
+
+
+def draw_pictures(model: torch.nn.Module, layers: list[str], inputs: ManifoldInputs,
+                  epoch: int) -> list[Picture]:
+    """The 2-D UMAP pictures of ``layers`` on the query and support examples (Fig. 1b, 12, 13)."""
+    if not layers:
+        return []
+    settings = inputs.settings
+    return layer_pictures(model, layers, torch.cat([inputs.query.x, inputs.support.x]),
+                          np.concatenate([inputs.query.y, inputs.support.y]),
+                          len(inputs.graph_distance), epoch=epoch, seed=settings.seed,
+                          max_points=inputs.picture_points, anchor=inputs.anchor,
+                          n_neighbors=settings.n_neighbors, n_epochs=settings.n_epochs,
+                          token=settings.token, batch_size=settings.batch_size)
 
 
 def measured_epochs(every: Any, last: int, ctx: ComponentContext) -> set[int]:
@@ -198,5 +297,6 @@ def build_manifold_tracker(section: ManifoldSection, ctx: ComponentContext) -> M
     return ManifoldTracker(section, ctx, manifold_inputs(section, ctx), epochs)
 
 
-__all__ = ["ManifoldInputs", "ManifoldSection", "ManifoldTracker", "analyse_model", "manifold_inputs",
-           "measured_epochs", "resolve_layers"]
+__all__ = ["ManifoldInputs", "ManifoldSection", "ManifoldTracker", "analyse_model", "check_train_spaces",
+           "draw_pictures", "manifold_inputs", "measured_epochs", "picture_layers", "resolve_anchor",
+           "resolve_layers"]
