@@ -1,4 +1,5 @@
-"""What the training-framework callbacks share: measure each epoch, then write the run directory."""
+"""What the training-framework callbacks share: measure each epoch, log it, then write the run
+directory."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import torch
 
 from hypbias.rundir import RunDir
 from hypbias.train import distributed
+from hypbias.train.config.schema import Origins
+from hypbias.train.config.sections import LogSection
+from hypbias.train.loggers import build_loggers, require_packages
+from hypbias.train.run_files import run_config
 from hypbias.train.tracker import Tracker
 
 
@@ -26,10 +31,14 @@ class EpochRecorder:
     head : the classification layer (see :meth:`Tracker.bind`); None: the model's last ``nn.Linear``
     report : write ``report.html`` with the run directory
     owner : the callback, named in errors
+    log : the ``log:`` section as a dict (``{"tensorboard": True}``; keys of
+        :class:`~hypbias.train.config.sections.LogSection`); ``out/log.csv`` is rewritten after
+        every epoch either way
     """
 
     def __init__(self, tracker: Tracker, out: str | Path, loaders: Mapping[str, Iterable[Any]],
-                 head: str | torch.nn.Module | None, report: bool, owner: str) -> None:
+                 head: str | torch.nn.Module | None, report: bool, owner: str,
+                 log: Mapping[str, Any] | None = None) -> None:
         missing = [s for s in tracker.splits if s not in loaders]
         if missing:
             raise ValueError(f"The 'loaders' parameter of {owner} must hold a loader for every "
@@ -39,10 +48,16 @@ class EpochRecorder:
         self.loaders = dict(loaders)
         self.head = head
         self.report = report
+        self.log = LogSection.parse(log, Origins(owner))
+        require_packages(self.log)
 
     def start(self, model: torch.nn.Module) -> None:
-        """Bind the model and measure epoch 0, unless a restored tracker has epochs already."""
+        """Bind the model, attach the loggers and measure epoch 0, unless a restored tracker has
+        epochs already."""
         self.tracker.bind(model, self.head)
+        self.tracker.loggers.extend(build_loggers(self.log, self.out,
+                                                  first_epoch=self.tracker.next_epoch,
+                                                  config=run_config(self.tracker)))
         if not self.tracker.epochs:
             self.measure(model, 0, {})
 
@@ -53,7 +68,8 @@ class EpochRecorder:
         return self.tracker.end_epoch(epoch, model, log)
 
     def finish(self, model: torch.nn.Module) -> RunDir:
-        """Write the run directory (and its report) from process 0."""
+        """Close the loggers, write the run directory (and its report) from process 0."""
+        self.tracker.close_loggers()
         run = self.tracker.save(self.out, model=model)
         if self.report and distributed.rank() == 0:
             from hypbias.report import write_report

@@ -6,9 +6,11 @@
     lightning.Trainer(max_epochs=30, callbacks=[callback]).fit(module, train_loader)
 
 Epoch 0 is measured when training starts, before the first update; epoch k after the k-th training
-epoch. The LightningModule's forward must return the logits; the penultimate features are the input
-of its last ``nn.Linear`` (or of ``head``). When ``fit`` ends, the run directory of ``hypbias run``
-is written with its report. The tracker travels in Lightning's checkpoints, so a resumed ``fit``
+epoch. Each epoch goes to the loggers of ``log`` (:mod:`hypbias.train.loggers`: ``log.csv`` rewritten,
+TensorBoard, W&B, MLflow, a console line), with every scalar the module logged. The
+LightningModule's forward must return the logits; the penultimate features are the input of its
+last ``nn.Linear`` (or of ``head``). When ``fit`` ends, the run directory of ``hypbias run`` is
+written with its report. The tracker travels in Lightning's checkpoints, so a resumed ``fit``
 continues the same run.
 """
 
@@ -47,6 +49,7 @@ class HypbiasCallback(Callback):
     loss_key : the logged metric written as ``loss`` in ``log.csv`` (every other scalar that the
         module logs is written under its own name)
     report : write ``report.html``
+    log : the ``log:`` section as a dict, e.g. ``{"tensorboard": True}`` (``out/tensorboard/``)
 
     Attributes
     ----------
@@ -55,9 +58,9 @@ class HypbiasCallback(Callback):
 
     def __init__(self, tracker: Tracker, out: str | Path, loaders: Mapping[str, Iterable[Any]], *,
                  head: str | torch.nn.Module | None = None, loss_key: str = "train_loss",
-                 report: bool = True) -> None:
+                 report: bool = True, log: Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        self.recorder = EpochRecorder(tracker, out, loaders, head, report, "HypbiasCallback")
+        self.recorder = EpochRecorder(tracker, out, loaders, head, report, "HypbiasCallback", log)
         self.loss_key = loss_key
         self.run = None
 

@@ -9,9 +9,12 @@ The loaders yield the batches the model takes: mappings of model inputs whose ``
 the target (what ``Trainer``'s collators produce), or ``(inputs, targets)`` pairs. The model's
 output has a ``logits`` field (every ``*ForSequenceClassification`` model); the penultimate features
 are the input of its last ``nn.Linear`` (BERT's pooled output, RoBERTa's classification-head
-activations). Epoch 0 is measured when training begins, epoch k after the k-th epoch; when training
-ends, the run directory of ``hypbias run`` is written with its report, ``log.csv`` holding the loss
-and learning rate the Trainer logged last in each epoch.
+activations). Epoch 0 is measured when training begins, epoch k after the k-th epoch, and goes to the
+loggers of ``log`` (:mod:`hypbias.train.loggers`) with the loss and learning rate the Trainer has
+logged in that epoch so far: with ``logging_strategy="epoch"`` the Trainer logs only after the epoch
+closes, so those loggers see no loss. When training ends, the run directory of ``hypbias run`` is
+written with its report, ``log.csv`` holding the loss and learning rate the Trainer logged last in
+each epoch.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class HypbiasCallback(TrainerCallback):
     head : the classification layer's name in the model, or None for its last ``nn.Linear``
     label_key : the batch entry holding the targets
     report : write ``report.html``
+    log : the ``log:`` section as a dict, e.g. ``{"tensorboard": True}`` (``out/tensorboard/``)
 
     Attributes
     ----------
@@ -68,9 +72,9 @@ class HypbiasCallback(TrainerCallback):
 
     def __init__(self, tracker: Tracker, out: str | Path, loaders: Mapping[str, Iterable[Any]], *,
                  head: str | torch.nn.Module | None = None, label_key: str = "labels",
-                 report: bool = True) -> None:
+                 report: bool = True, log: Mapping[str, Any] | None = None) -> None:
         batches = {split: LabelledBatches(loader, label_key) for split, loader in loaders.items()}
-        self.recorder = EpochRecorder(tracker, out, batches, head, report, "HypbiasCallback")
+        self.recorder = EpochRecorder(tracker, out, batches, head, report, "HypbiasCallback", log)
         self.run = None
 
     @property
@@ -83,7 +87,8 @@ class HypbiasCallback(TrainerCallback):
 
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                      model: torch.nn.Module | None = None, **kwargs: Any) -> None:
-        self.recorder.measure(model, round(state.epoch), {})
+        epoch = round(state.epoch)
+        self.recorder.measure(model, epoch, trainer_log(state.log_history, epoch))
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                      model: torch.nn.Module | None = None, **kwargs: Any) -> None:

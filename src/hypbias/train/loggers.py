@@ -110,6 +110,21 @@ def space_accuracy_rows(epoch: int, confusion: Mapping[str, np.ndarray],
     return rows
 
 
+def dispatch(loggers: Sequence[EpochLogger], epoch: int, log: Sequence[Mapping[str, Any]],
+             confusion: Mapping[str, np.ndarray], spaces: SpaceSet | None,
+             metrics: Sequence[MetricRow]) -> None:
+    """Hand one closed epoch to every logger.
+
+    ``log``: the rows of ``log.csv`` so far, this epoch's last; ``confusion``: split -> this
+    epoch's matrix (C, C), from which :func:`space_accuracy_rows` derives the label spaces'
+    accuracies; ``metrics``: the epoch's other rows (components, loss terms).
+    """
+    record = EpochRecord(epoch, log[-1], space_accuracy_rows(epoch, confusion, spaces) + list(metrics),
+                         log)
+    for logger in loggers:
+        logger.log_epoch(record)
+
+
 # ---------------------------------------------------------------------------- the loggers
 class CsvLog:
     """``log.csv`` (and ``log.parquet`` with pyarrow) rewritten atomically after every epoch."""
@@ -314,5 +329,5 @@ def build_loggers(section: LogSection, run_dir: str | Path | None, *, first_epoc
 
 
 __all__ = ["EPOCH_METRICS", "ConsoleLog", "CsvLog", "EpochLogger", "EpochRecord", "MlflowLog",
-           "TensorBoardLog", "WandbLog", "build_loggers", "console_wanted", "require_packages",
-           "space_accuracy_rows"]
+           "TensorBoardLog", "WandbLog", "build_loggers", "console_wanted", "dispatch",
+           "require_packages", "space_accuracy_rows"]

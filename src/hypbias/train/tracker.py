@@ -349,13 +349,10 @@ class Tracker:
 
     def _log_epoch(self, epoch: int, measured: list[MetricRow]) -> None:
         """Hand the closed epoch to every logger (imported here: the loggers read the analysis)."""
-        from hypbias.train.loggers import EpochRecord, space_accuracy_rows
+        from hypbias.train.loggers import dispatch
 
-        confusion = {s: self._history[s][-1] for s in self.splits}
-        record = EpochRecord(epoch, self.log[-1],
-                             space_accuracy_rows(epoch, confusion, self.spaces) + measured, self.log)
-        for logger in self.loggers:
-            logger.log_epoch(record)
+        dispatch(self.loggers, epoch, self.log, {s: self._history[s][-1] for s in self.splits},
+                 self.spaces, measured)
 
     def log_to(self, run_dir: str | Path | None, *, console: str = "auto", tensorboard: bool = False,
                wandb: bool = False, mlflow: bool = False, project: str = "hypbias",
@@ -370,12 +367,13 @@ class Tracker:
         from hypbias.train.config.schema import Origins
         from hypbias.train.config.sections import LogSection
         from hypbias.train.loggers import build_loggers
+        from hypbias.train.run_files import run_config
 
         section = LogSection.parse({"console": console, "tensorboard": tensorboard, "wandb": wandb,
                                     "mlflow": mlflow, "project": project},
                                    Origins("Tracker.log_to"))
         added = build_loggers(section, run_dir, first_epoch=self.next_epoch, epochs=epochs,
-                              config=self.config)
+                              config=run_config(self))
         self.loggers.extend(added)
         return added
 
