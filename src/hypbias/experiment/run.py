@@ -46,8 +46,7 @@ def prepare_run(config: Config, progress: bool = True) -> PreparedRun:
     spaces = experiment_spaces(config, bundle)
     components = build_components(config.components,
                                   component_context(config, bundle, spaces, progress))
-    training = prepare_training(config, bundle=bundle, components=components,
-                                spaces=spaces.hypernyms)
+    training = prepare_training(config, bundle=bundle, components=components, spaces=spaces)
     return PreparedRun(config, bundle, spaces, training)
 
 
@@ -87,7 +86,7 @@ def run_experiment(config: Config | Mapping[str, Any], out: str | Path, *, progr
     distributed.barrier()
     try:
         result = run_training(prepared.training, progress=progress, checkpoint_dir=run.checkpoints,
-                              restore=restore)
+                              restore=restore, run_dir=run.path)
     except TrainingInterrupted as err:
         raise TrainingInterrupted(err.epoch, interrupted(run, config, err.epoch)) from None
     if distributed.rank() != 0:
