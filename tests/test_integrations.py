@@ -111,18 +111,18 @@ def test_lightning_callback_tracks_every_epoch(tmp_path):
     assert "lr" in run.log and "train_loss" not in run.log
 
 
-def test_lightning_callback_state_round_trip():
+def test_lightning_callback_state_round_trip(tmp_path):
     pytest.importorskip("lightning.pytorch")
     from hypbias.integrations.lightning import HypbiasCallback
 
     train, val = _vectors(5, 0), _vectors(5, 1)
     loaders = {"val": [val.tensors], "train": [train.tensors]}
-    first = HypbiasCallback(_tracker(), "unused", loaders)
+    first = HypbiasCallback(_tracker(), tmp_path / "first", loaders)
     model = nn.Sequential(nn.Linear(6, 9))
     first.recorder.start(model)
     first.recorder.measure(model, 1, {"loss": 0.5})
     saved = torch.load(_saved(first.state_dict()), weights_only=True)
-    second = HypbiasCallback(_tracker(), "unused", loaders)
+    second = HypbiasCallback(_tracker(), tmp_path / "second", loaders)
     second.load_state_dict(saved)
     assert second.tracker.next_epoch == 2
     np.testing.assert_array_equal(second.tracker.confusion("val"), first.tracker.confusion("val"))
