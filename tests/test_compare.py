@@ -1,8 +1,10 @@
-"""``hypbias compare`` on fabricated run directories: table, finding, page, errors."""
+"""``hypbias compare`` on fabricated run directories: table, finding, page (with Table 1, Fig. 1a and
+Fig. 4 across runs), errors."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,9 @@ from hypbias import Hierarchy
 from hypbias.cli import main
 from hypbias.errors import ConfigError, DataError
 from hypbias.hierarchy.files import write_hierarchy
-from hypbias.report.compare import compare_runs
+from hypbias.labelspace import SpaceSet
+from hypbias.report.compare import compare_runs, load_run, page_sections
+from hypbias.rundir import RunDir
 
 EPOCHS = range(5)
 
@@ -26,6 +30,7 @@ def fake_run(path: Path, loss: str, tau_s4: float, severity: float, acc_h: float
         frac = e / (len(EPOCHS) - 1)
         for space, final in (("H", acc_h), ("S4", 99.0), ("R4#0", 50.0), ("R4#1", 60.0)):
             rows.append((e, "val", space, "accuracy", final * frac, ""))
+            rows.append((e, "val", space, "relative_accuracy", frac, ""))
         rows.append((e, "train", "H", "accuracy", acc_h * frac, ""))
         rows.append((e, "val", "H", "mistake_severity", severity + (1 - frac), ""))
         for k in (1, 5):
@@ -44,6 +49,9 @@ def fake_run(path: Path, loss: str, tau_s4: float, severity: float, acc_h: float
     (path / "config.yaml").write_text(yaml.safe_dump({"loss": {"name": loss}}))
     write_hierarchy(Hierarchy.from_nested({"g": ["a", "b"], "h": ["c", "d"]}),
                     path / "hierarchy.json")
+    RunDir(path).write_spaces(SpaceSet.from_arrays(
+        {"S4": np.arange(4), "R4#0": np.array([1, 0, 2, 3]), "R4#1": np.array([0, 2, 1, 3])},
+        {"S4": ["R4#0", "R4#1"]}))
     return path
 
 
@@ -83,12 +91,41 @@ def test_compare_writes_table_finding_and_page(runs, tmp_path):
     assert not table.index.get_level_values("quantity").str.contains("covers").any()
 
     text = page.read_text(encoding="utf-8")
-    assert text.count("<img") == 4 and "data:image/png;base64," in text
+    assert text.count("<img") == 6 and "data:image/png;base64," in text
     assert "Neural collapse per label space" in text and "Mistake severity" in text
+    assert "Hypernym bias across runs" in text
     assert "hxe: " in text and "loss: name=hxe" in text
     assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(
-        f"compare_{stem}.{ext}" for stem in ("accuracy", "nc", "severity", "tau")
+        f"compare_{stem}.{ext}" for stem in ("accuracy", "nc", "severity", "tau",
+                                             "relative_accuracy", "tau_superclasses")
         for ext in ("png", "pdf"))
+
+
+def html_rows(table: str) -> dict[str, list[str]]:
+    """First cell -> the other cells, per row of an HTML table."""
+    rows = [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)]
+    return {cells[0]: cells[1:] for cells in rows if cells}
+
+
+def test_table_1_and_the_fig_1a_and_fig_4_overlays_hold_each_run(runs):
+    opened = [load_run(p, p.name) for p in runs[:2]]
+    section = page_sections(opened, "val", pd.DataFrame(), "")[1]
+    table1 = html_rows(section.tables[0])
+    assert section.tables[0].count("Table 1") == 1
+    assert table1["H"] == ["90.0", "80.0"]  # the last epoch's accuracy, one column a run
+    assert table1["R4"] == ["55.0", "55.0"]  # the mean over the draws
+    assert table1[""] == ["ce", "hxe"] and list(table1)[2:] == ["H", "S4", "R4"]
+    figures = {stem: fig for stem, fig, _ in section.figures}
+    rel = figures["compare_relative_accuracy"].axes
+    lines = {(ax.get_title().split(" ")[0], line.get_label()): line.get_ydata()
+             for ax in rel for line in ax.get_lines() if not line.get_label().startswith("_")}
+    for name in ("ce", "hxe"):  # Fig. 1a: one curve per run in each space
+        np.testing.assert_allclose(lines[("H", name)], np.linspace(0, 1, len(EPOCHS)))
+    ax = figures["compare_tau_superclasses"].axes[0]
+    points = {c.get_label(): c.lines[0].get_xydata().tolist() for c in ax.containers}
+    assert points == {"hypernym S_n, ce": [[4.0, 3.0]], "random R_n, ce": [[4.0, 3.5]],
+                      "hypernym S_n, hxe": [[4.0, 2.0]], "random R_n, hxe": [[4.0, 3.5]]}
 
 
 def test_compare_without_severity_or_nc_leaves_those_sections_out(tmp_path):
@@ -96,12 +133,12 @@ def test_compare_without_severity_or_nc_leaves_those_sections_out(tmp_path):
     for name, tau in (("a", 3.0), ("b", 2.0)):
         path = fake_run(tmp_path / name, "ce", tau, 1.0, 90.0)
         frame = pd.read_csv(path / "metrics.csv")
-        frame = frame[frame.metric == "accuracy"]
+        frame = frame[frame.metric.isin(["accuracy", "relative_accuracy"])]
         frame.to_csv(path / "metrics.csv", index=False)
         dirs.append(path)
     page = compare_runs(dirs, out=tmp_path / "cmp", names=["base", "new"])
     text = page.read_text(encoding="utf-8")
-    assert text.count("<img") == 2 and "Neural collapse" not in text
+    assert text.count("<img") == 4 and "Neural collapse" not in text
     assert "mistake severity is not available for both runs" in text
 
 

@@ -8,7 +8,9 @@ Written into the output folder (default: ``compare/`` beside the first run direc
   (or did not measure) reads ``n/a``;
 * ``comparison.txt``: the one-sentence finding;
 * ``comparison.html``: the table, the finding and the overlaid curves, one self-contained page
-  (figures embedded, also saved under ``figures/``).
+  (figures embedded, also saved under ``figures/``), with the paper's cross-architecture items:
+  Table 1 (final accuracy per space, one column per run), Fig. 1a (relative accuracy per space,
+  one line per run) and Fig. 4 (τ_q against the number of superclasses, one line per run).
 
 Runs are compared only when they classify the same classes (their ``hierarchy.json``).
 """
@@ -30,7 +32,7 @@ from hypbias.io import atomic_write_text
 from hypbias.labelspace.spaceset import is_random_space, space_order
 from hypbias.metrics.rows import COLUMNS
 from hypbias.report import figures_compare as FC
-from hypbias.report.html import Section, render_page, write_page
+from hypbias.report.html import Section, frame_table, render_page, write_page
 from hypbias.rundir import RunDir, main_split
 
 NA = "n/a"
@@ -141,7 +143,7 @@ def page_sections(runs: Sequence[Run], split: str, table: pd.DataFrame,
              f"τ_{q:g} per label space, one bar per run."),
         ] if fig is not None
     ]
-    sections = [overview]
+    sections = [overview, across_runs(runs, split)]
     severity = FC.plot_severity_overlay(frames, split)
     if severity is not None:
         sections.append(Section("Mistake severity", paragraphs=[
@@ -155,6 +157,31 @@ def page_sections(runs: Sequence[Run], split: str, table: pd.DataFrame,
             "(color = run, line style = label space)."],
             figures=[("compare_nc", collapse, "Neural-collapse metrics per epoch.")]))
     return sections
+
+
+def across_runs(runs: Sequence[Run], split: str) -> Section:
+    """Table 1, Fig. 1a and Fig. 4 of the paper with one column or line per run (e.g. one per
+    architecture); Fig. 4 for the runs whose label spaces (``spaces.json``) are there."""
+    frames = {r.name: r.metrics for r in runs}
+    with_spaces = {r.name: (r.summary, r.run.spaces) for r in runs
+                   if r.run.file("spaces.json").exists()}
+    q = float(runs[0].summary.get("q", 0.95))
+    sec = Section("Hypernym bias across runs", paragraphs=[
+        "The paper's cross-architecture view: the last epoch's accuracy in every label space "
+        "(Table 1), the relative accuracy A_R = A / max A of each space per epoch (Fig. 1a; "
+        "hypernym spaces reach their best long before the fine space H), and the epoch τ of "
+        f"{100 * q:.0f}% convergence against the number of superclasses, hypernym spaces S_n "
+        "against random spaces R_n of the same sizes (Fig. 4)."])
+    sec.tables.append(frame_table(FC.accuracy_table(frames, split), digits=1, caption=(
+        f"Table 1: {split} accuracy (%) at the last epoch per label space, one column per run "
+        "(random spaces: mean over draws).")))
+    sec.figures = [(stem, fig, caption) for stem, fig, caption in [
+        ("compare_relative_accuracy", FC.plot_relative_accuracy_overlay(frames, split),
+         f"Relative {split} accuracy per label space and epoch, one line per run (Fig. 1a)."),
+        ("compare_tau_superclasses", FC.plot_tau_vs_superclasses(with_spaces, split) if with_spaces
+         else None, f"τ_{q:g} against the number of superclasses, one colour per run (Fig. 4)."),
+    ] if fig is not None]
+    return sec
 
 
 def common_split(runs: Sequence[Run]) -> str:
@@ -228,5 +255,5 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-__all__ = ["Run", "check_same_classes", "compare_runs", "comparison_table", "finding", "load_run",
-           "open_runs", "page_sections"]
+__all__ = ["Run", "across_runs", "check_same_classes", "compare_runs", "comparison_table", "finding",
+           "load_run", "open_runs", "page_sections"]
