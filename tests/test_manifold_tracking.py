@@ -8,7 +8,11 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
+from hypbias import Hierarchy, Tracker
 from hypbias.analysis.metric_names import split_metric
 from hypbias.analysis.umap_pictures import read_pictures
 from hypbias.cli import main
@@ -227,3 +231,46 @@ def test_pictures_follow_the_anchor_and_layers_given(tmp_path):
     with pytest.raises(ConfigError, match="'manifold.pictures' names 'nope'"):
         run_experiment(load_config(None, [*TINY, "manifold.pictures=[nope]"]), tmp_path / "x",
                        progress=False, report=False)
+
+
+class TokenNet(nn.Module):
+    """A sequence model: ``tokens`` outputs (N, 4, 6) token states, the head reads token 0."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.tokens = nn.Sequential(nn.Linear(8, 24), nn.Unflatten(1, (4, 6)))
+        self.head = nn.Linear(6, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.tokens(x)[:, 0])
+
+
+def test_token_cls_measures_the_class_token_of_sequence_outputs():
+    """``manifold.token: cls`` reads token 0 of a (N, T, D) layer: the class-mean CCC equals the one
+    of the class tokens computed by hand (NumPy means, distances and Pearson's r)."""
+    hierarchy = Hierarchy.from_nested({"a": ["a0", "a1", "a2"], "b": ["b0", "b1", "b2"]})
+    gen = torch.Generator().manual_seed(0)
+    y = torch.arange(6).repeat_interleave(10)
+    data = {split: TensorDataset(torch.randn(60, 8, generator=gen) + y[:, None] % 3, y)
+            for split in ("train", "val")}
+    torch.manual_seed(0)
+    model = TokenNet(6)
+    tracker = Tracker.from_hierarchy(
+        hierarchy, ("val",), hypernyms=[2], random_draws=1, nc=False, mistakes=False, epochs=0,
+        data=data, manifold={"every": 1, "layers": ["tokens"], "token": "cls", "k": 3,
+                             "space": "raw", "probes": False, "n_epochs": 20})
+    tracker.bind(model)
+    tracker.evaluate(model, DataLoader(data["val"], batch_size=16), split="val")
+    tracker.end_epoch(0)
+    got = {r["metric"]: r["value"] for r in tracker.rows if r["layer"] == "tokens"}
+    arrays = next(c for c in tracker.components if c.name == "manifold").artifacts()
+    idx = np.concatenate([arrays["query"], arrays["support"]])
+    with torch.no_grad():
+        cls = model.tokens(data["train"].tensors[0][idx])[:, 0].double().numpy()
+    labels = y.numpy()[idx]
+    means = np.stack([cls[labels == c].mean(axis=0) for c in range(6)])
+    dist = np.linalg.norm(means[:, None] - means[None], axis=-1)
+    upper = np.triu_indices(6, k=1)
+    expected = np.corrcoef(dist[upper], hierarchy.graph_distance_matrix()[upper])[0, 1]
+    assert got["ccc_class_means"] == pytest.approx(expected, abs=1e-6)
+    assert "umap2d:tokens:0:points" in arrays  # the top layer below the head is pictured
