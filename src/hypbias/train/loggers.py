@@ -28,6 +28,7 @@ import os
 import re
 import sys
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -205,13 +206,13 @@ class WandbLog:
             raise missing_dependency("wandb", "wandb", "log.wandb") from None
         run_dir = Path(run_dir)
         id_file = run_dir / "wandb" / "hypbias-run-id"
-        run_id = _kept_id(id_file, resume) or wandb.util.generate_id()
+        run_id = _kept_id(id_file, resume) or uuid.uuid4().hex[:12]
         _keep_id(id_file, run_id)
         self.run = wandb.init(project=project, dir=str(run_dir), id=run_id, resume="allow",
                               name=run_dir.name, config=dict(config))
 
     def log_epoch(self, record: EpochRecord) -> None:
-        self.run.log(record.scalars(), step=record.epoch)
+        self.run.log(record.scalars(), step=record.epoch, commit=True)
 
     def close(self) -> None:
         self.run.finish()
@@ -220,7 +221,8 @@ class WandbLog:
 class MlflowLog:
     """An MLflow run named after the run directory, its config flattened into parameters, every
     scalar a metric (characters MLflow refuses become ``_``). The tracking store is
-    ``MLFLOW_TRACKING_URI`` when set, else ``<run>/mlruns``; a resumed run continues the same
+    ``MLFLOW_TRACKING_URI`` when set, else a SQLite file ``<run>/mlruns/mlflow.db`` (``mlflow ui
+    --backend-store-uri sqlite:///<run>/mlruns/mlflow.db``); a resumed run continues the same
     MLflow run (its id is kept in ``<run>/mlruns/hypbias-run-id``)."""
 
     BATCH = 1000
@@ -235,12 +237,15 @@ class MlflowLog:
             raise missing_dependency("mlflow", "mlflow", "log.mlflow") from None
         from hypbias.train.config.schema import flatten
         run_dir = Path(run_dir).resolve()
+        store = run_dir / "mlruns"
+        store.mkdir(parents=True, exist_ok=True)
+        given = os.environ.get("MLFLOW_TRACKING_URI")
         self.metric = Metric
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or (run_dir / "mlruns").as_uri()
-        self.client = MlflowClient(tracking_uri=uri)
+        self.client = MlflowClient(tracking_uri=given or f"sqlite:///{store / 'mlflow.db'}")
         found = self.client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
-        id_file = run_dir / "mlruns" / "hypbias-run-id"
+        experiment_id = found.experiment_id if found else self.client.create_experiment(
+            experiment, artifact_location=None if given else (store / "artifacts").as_uri())
+        id_file = store / "hypbias-run-id"
         kept = _kept_id(id_file, resume)
         self.run_id = kept or self.client.create_run(experiment_id, run_name=run_dir.name).info.run_id
         if not kept:

@@ -197,8 +197,8 @@ class LogSection(Section):
                             safe=True)
     wandb: bool = key(False, Bool(), "a Weights & Biases run (WANDB_MODE=offline keeps it local)",
                       safe=True)
-    mlflow: bool = key(False, Bool(), "an MLflow run (MLFLOW_TRACKING_URI, else <run>/mlruns)",
-                       safe=True)
+    mlflow: bool = key(False, Bool(), "an MLflow run (MLFLOW_TRACKING_URI, else "
+                                      "<run>/mlruns/mlflow.db)", safe=True)
     project: str = key("hypbias", Text(), "the W&B project and the MLflow experiment", safe=True)
 
 
