@@ -274,3 +274,19 @@ def test_token_cls_measures_the_class_token_of_sequence_outputs():
     expected = np.corrcoef(dist[upper], hierarchy.graph_distance_matrix()[upper])[0, 1]
     assert got["ccc_class_means"] == pytest.approx(expected, abs=1e-6)
     assert "umap2d:tokens:0:points" in arrays  # the top layer below the head is pictured
+
+
+def test_analyze_checkpoints_labels_the_pictures_of_each_checkpoint_with_its_epoch(
+        tracked, tracked_arrays, tmp_path):
+    """A series of checkpoints measured by ``hypbias analyze-checkpoints`` (each as epoch 0 of a
+    fresh tracker) keeps every checkpoint's picture under the epoch the checkpoint stands for."""
+    out = tmp_path / "series"
+    sets = [arg for item in OVERRIDES for arg in ("--set", item)]
+    assert main(["analyze-checkpoints", "--model", "mlp", "--checkpoints",
+                 str(tracked.checkpoints / "*.pt"), "--out", str(out), *QUIET, *sets]) == 0
+    with np.load(out / "manifold.npz") as data:
+        series = read_pictures({k: data[k] for k in data.files})["body.act2"]
+    assert list(series) == [0, 1, 2, 3]
+    for epoch, pic in read_pictures(tracked_arrays)["body.act2"].items():
+        np.testing.assert_array_equal(series[epoch].labels, pic.labels)
+        np.testing.assert_allclose(series[epoch].points, pic.points, atol=1e-4)
