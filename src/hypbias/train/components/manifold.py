@@ -105,6 +105,7 @@ class ManifoldInputs:
 
 
 def labelled(split: Any, idx: np.ndarray) -> Labelled:
+    """The examples ``idx`` (int array of shape (n,)) of a split: inputs (n, ...) and fine labels."""
     labels = split_labels(split)[idx]
     if isinstance(split, TensorSplit):
         return Labelled(split.x[torch.as_tensor(idx)], labels)
