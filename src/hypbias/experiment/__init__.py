@@ -4,16 +4,9 @@
 what they share."""
 
 from hypbias.experiment.analyze import analyze_checkpoints
-from hypbias.experiment.base import (
-    analyse_run,
-    component_context,
-    experiment_spaces,
-    open_run,
-    replace_rows,
-)
+from hypbias.experiment.base import component_context, open_run, replace_rows
 from hypbias.experiment.blur import blur_checkpoints
 from hypbias.experiment.run import config_text, prepare_run, run_experiment
 
-__all__ = ["analyse_run", "analyze_checkpoints", "blur_checkpoints", "component_context",
-           "config_text", "experiment_spaces", "open_run", "prepare_run", "replace_rows",
-           "run_experiment"]
+__all__ = ["analyze_checkpoints", "blur_checkpoints", "component_context", "config_text",
+           "open_run", "prepare_run", "replace_rows", "run_experiment"]

@@ -13,20 +13,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
 from hypbias.data.base import DatasetBundle
 from hypbias.errors import ConfigError, DataError, TrainingDiverged, TrainingInterrupted
-from hypbias.experiment.base import analyse_run, component_context, experiment_spaces, open_run
-from hypbias.hierarchy.files import write_hierarchy
+from hypbias.experiment.base import component_context, open_run
 from hypbias.labelspace import SpaceSet
-from hypbias.rundir import RunDir, environment
+from hypbias.rundir import RunDir
 from hypbias.train import distributed
 from hypbias.train.checkpoint import checkpoints, resume_point
 from hypbias.train.components import build_components
 from hypbias.train.config import Config, as_config, differing_keys, fingerprint
-from hypbias.train.loop import Training, TrainResult, build_bundle, prepare_training, run_training
+from hypbias.train.loop import (
+    Training,
+    TrainResult,
+    build_bundle,
+    experiment_spaces,
+    prepare_training,
+    run_training,
+)
+from hypbias.train.run_files import analyse_run, write_tracked
 
 
 @dataclass
@@ -133,23 +139,11 @@ def interrupted(run: RunDir, config: Config, epoch: int) -> str:
 
 def write_outputs(run: RunDir, prepared: PreparedRun, result: TrainResult, seconds: float) -> None:
     """Every file of the run directory but the report, from a finished (or diverged) training."""
-    tracker = result.tracker
-    run.write_json("environment.json", {
-        **environment(str(next(result.model.parameters()).device)),
-        "world_size": distributed.world_size(),
-        "components": {c.name: c.settings() for c in tracker.components if c.settings()},
-    })
-    write_hierarchy(prepared.bundle.hierarchy, run.file("hierarchy.json"))
-    run.write_spaces(prepared.spaces)
-    run.write_npz("confusion.npz", {s: tracker.confusion(s) for s in tracker.splits})
-    run.write_table("log", pd.DataFrame(result.log))
-    if result.diverged is None:  # the weights of a diverged run are not finite
-        run.write_torch("model.pt", result.model.state_dict())
-    for comp in tracker.components:
-        if arrays := comp.artifacts():
-            run.write_npz(f"{comp.name}.npz", arrays)
-    analyse_run(run, prepared.config, prepared.spaces, tracker.rows,
-                diverged=None if result.diverged is None else result.diverged.describe())
+    diverged = None if result.diverged is None else result.diverged.describe()
+    # the weights of a diverged run are not finite: no model.pt then
+    write_tracked(run, result.tracker, log=result.log,
+                  model_state=result.model.state_dict() if diverged is None else None)
+    analyse_run(run, prepared.config, prepared.spaces, result.tracker.rows, diverged=diverged)
     run.write_json("timing.json", {"train_seconds": result.seconds,
                                    "total_seconds_before_report": seconds,
                                    "epochs": len(result.log) - 1})

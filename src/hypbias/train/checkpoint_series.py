@@ -31,14 +31,20 @@ import torch
 
 from hypbias.analysis.umap_pictures import PREFIX, picture_arrays, read_pictures
 from hypbias.data.base import DatasetBundle
-from hypbias.labelspace.spaceset import SpaceSet, build_spaces
+from hypbias.labelspace.spaceset import SpaceSet
 from hypbias.metrics.rows import MetricRow
 from hypbias.rundir import RunDir
 from hypbias.train import distributed
 from hypbias.train.components import ComponentContext, build_components
 from hypbias.train.config import Config, load_config
 from hypbias.train.loggers import EpochLogger, build_loggers, dispatch, require_packages
-from hypbias.train.loop import batches, build_bundle, build_model, resolve_device
+from hypbias.train.loop import (
+    batches,
+    build_bundle,
+    build_model,
+    experiment_spaces,
+    resolve_device,
+)
 from hypbias.train.run_files import write_run
 from hypbias.train.state_dicts import load_weights, order_by_epoch, read_checkpoint_weights
 from hypbias.train.tracker import Tracker
@@ -107,7 +113,7 @@ def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: 
     series = order_by_epoch(list(checkpoints), epochs)
     require_packages(config.log)
     bundle = build_bundle(config)
-    spaces = _spaces(config, bundle)
+    spaces = experiment_spaces(config, bundle)
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     device = resolve_device(config.train.device, config.origins)
     model = build_model(config.model, bundle, config.origins).to(device)
@@ -150,15 +156,6 @@ def _log(loggers: list[EpochLogger], logged: list[dict[str, Any]], m: Measured,
     epoch = int(m.log["epoch"])
     logged.append({**m.log, "seconds": (logged[-1]["seconds"] if logged else 0.0) + m.seconds})
     dispatch(loggers, epoch, logged, m.confusion, spaces, [{**r, "epoch": epoch} for r in m.rows])
-
-
-def _spaces(config: Config, bundle: DatasetBundle) -> SpaceSet:
-    sp = config.spaces
-    try:
-        return build_spaces(bundle.hierarchy, list(sp.hypernyms), sp.random_draws, sp.seed,
-                            named=bundle.spaces)
-    except ValueError as err:
-        raise config.error("spaces.hypernyms", f"does not fit the dataset: {err}") from None
 
 
 def _tracker(config: Config, bundle: DatasetBundle, spaces: SpaceSet) -> Tracker:

@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from hypbias.data.augment import make_augment
 from hypbias.data.base import DatasetBundle, TensorSplit, create_dataset
 from hypbias.errors import ConfigError, HypbiasError, TrainingInterrupted
-from hypbias.labelspace import LabelSpace, SpaceSet
+from hypbias.labelspace import LabelSpace, SpaceSet, build_spaces
 from hypbias.losses import JensenShannonCrossEntropy, build_loss
 from hypbias.metrics.rows import metric_row
 from hypbias.models.base import Classifier
@@ -133,6 +133,23 @@ def factory_error(err: Exception, section: str, owner: str, options: Mapping[str
         return ConfigError(f"{origins.of(section)}: {owner}: {text}")
     dotted = f"{section}.{named[0]}"
     return ConfigError(f"{origins.of(dotted)}: '{dotted}': {text}")
+
+
+def experiment_spaces(config: Config, bundle: DatasetBundle) -> SpaceSet:
+    """The configured hypernym spaces and random draws for a dataset; a ConfigError naming
+    ``spaces.hypernyms`` when an entry does not fit the dataset's hierarchy."""
+    sp, h = config.spaces, bundle.hierarchy
+    for spec in sp.hypernyms:
+        if isinstance(spec, int) and spec >= h.num_classes:
+            raise config.error("spaces.hypernyms", f"entry {spec} must be below the {h.num_classes} "
+                               "classes (a space of as many groups as classes is the fine space H)")
+        if isinstance(spec, str) and spec.startswith("level:") and int(spec[6:]) >= h.height:
+            raise config.error("spaces.hypernyms", f"entry {spec!r} is as deep as the tree or deeper "
+                               f"(height {h.height}): levels 1 to {h.height - 1} cut hypernyms")
+    try:
+        return build_spaces(h, list(sp.hypernyms), sp.random_draws, sp.seed, named=bundle.spaces)
+    except ValueError as err:
+        raise config.error("spaces.hypernyms", f"does not fit the dataset: {err}") from None
 
 
 def build_bundle(config: Config | Mapping[str, Any]) -> DatasetBundle:
@@ -359,7 +376,7 @@ def prepare_training(config: Config | Mapping[str, Any], *, bundle: DatasetBundl
     model = build_model(config.model, bundle, config.origins).to(device)
     spaces = spaces if isinstance(spaces, SpaceSet) else SpaceSet(hypernyms=dict(spaces or {}))
     tracker = Tracker(bundle.num_classes, splits=config.track.splits, components=components or [],
-                      spaces=spaces)
+                      hierarchy=bundle.hierarchy, spaces=spaces)
     tracker.bind(model)
     steps = math.ceil(len(bundle.train) / world / (tc.batch_size // world))
     step, augment_gen = _build_step(config, bundle, model, spaces, device, steps)

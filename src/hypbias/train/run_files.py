@@ -95,19 +95,29 @@ def write_run(run: RunDir, tracker: Tracked, *, config: Mapping[str, Any] | None
     ``confusion.npz`` (row i of ``log.csv`` gives the epoch of index i), ``log.csv``,
     ``metrics.csv``, ``summary.json``, ``<component>.npz`` and ``model.pt`` when given.
     """
-    if tracker.hierarchy is None:
-        raise ValueError("Tracker.save needs the class hierarchy: build the tracker with "
-                         "Tracker.from_hierarchy(...) or pass Tracker(..., hierarchy=h)")
+    _require_hierarchy(tracker)
     if not tracker.epochs:
         raise ValueError("Tracker.save: no epoch recorded yet (call Tracker.end_epoch first)")
     config = dict(config) if config is not None else run_config(tracker)
-    spaces = tracker.spaces if tracker.spaces is not None else SpaceSet()
     epochs = list(epochs) if epochs is not None else list(tracker.epochs)
     if len(epochs) != len(tracker.epochs):
         raise ValueError(f"The 'epochs' parameter of write_run must give {len(tracker.epochs)} "
                          f"epochs, one per tracked epoch. Got {len(epochs)} instead.")
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_yaml("config.yaml", config)
+    spaces = write_tracked(run, tracker, log=log, epochs=epochs, model_state=model_state,
+                           artifacts=artifacts, environment_extra=environment_extra)
+    return analyse_run(run, config, spaces, tracker.rows, epochs=epochs)
+
+
+def write_tracked(run: RunDir, tracker: Tracked, *, log: Sequence[Mapping[str, Any]] | None = None,
+                  epochs: Sequence[int] | None = None, model_state: Mapping[str, Any] | None = None,
+                  artifacts: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                  environment_extra: Mapping[str, Any] | None = None) -> SpaceSet:
+    """Every file :func:`write_run` writes but ``config.yaml``, ``metrics`` and ``summary.json``
+    (``hypbias run`` wrote its config first); returns the spaces written. Parameters as there."""
+    _require_hierarchy(tracker)
+    spaces = tracker.spaces if tracker.spaces is not None else SpaceSet()
     device = None if tracker.model is None else str(model_device(tracker.model))
     run.write_json("environment.json", {
         **environment(device),
@@ -118,14 +128,21 @@ def write_run(run: RunDir, tracker: Tracked, *, config: Mapping[str, Any] | None
     write_hierarchy(tracker.hierarchy, run.file("hierarchy.json"))
     run.write_spaces(spaces)
     run.write_npz("confusion.npz", {s: tracker.confusion(s) for s in tracker.splits})
-    run.write_table("log", log_frame(log if log is not None else tracker.log, epochs))
+    run.write_table("log", log_frame(log if log is not None else tracker.log,
+                                     epochs if epochs is not None else tracker.epochs))
     if model_state is not None:
         run.write_torch("model.pt", dict(model_state))
     if artifacts is None:
         artifacts = {c.name: arrays for c in tracker.components if (arrays := c.artifacts())}
     for name, arrays in artifacts.items():
         run.write_npz(f"{name}.npz", dict(arrays))
-    return analyse_run(run, config, spaces, tracker.rows, epochs=epochs)
+    return spaces
+
+
+def _require_hierarchy(tracker: Tracked) -> None:
+    if tracker.hierarchy is None:
+        raise ValueError("Tracker.save needs the class hierarchy: build the tracker with "
+                         "Tracker.from_hierarchy(...) or pass Tracker(..., hierarchy=h)")
 
 
 def log_frame(log: Sequence[Mapping[str, Any]], epochs: Sequence[int]) -> pd.DataFrame:
@@ -142,11 +159,12 @@ def log_frame(log: Sequence[Mapping[str, Any]], epochs: Sequence[int]) -> pd.Dat
 
 
 def analyse_run(run: RunDir, config: Mapping[str, Any], spaces: SpaceSet,
-                extra_rows: Sequence[MetricRow], epochs: Sequence[int] | None = None) -> pd.DataFrame:
+                extra_rows: Sequence[MetricRow], epochs: Sequence[int] | None = None,
+                diverged: str | None = None) -> pd.DataFrame:
     """Derive every label-space metric from ``confusion.npz``; write ``metrics`` and ``summary.json``.
 
     ``extra_rows`` are the components' rows; ``epochs[i]`` is the epoch of confusion index i and of
-    rows recorded at position i (default: i).
+    rows recorded at position i (default: i); ``diverged`` says why training stopped early.
     """
     frames = [space_metrics(m, spaces, split) for split, m in run.confusion().items()]
     if extra_rows:
@@ -166,8 +184,11 @@ def analyse_run(run: RunDir, config: Mapping[str, Any], spaces: SpaceSet,
     summary["findings"] = run_findings(metrics, summary, spaces,
                                        main_split(config["track"]["splits"]),
                                        float(config["report"]["nc_threshold"]))
+    if diverged is not None:
+        summary["diverged"] = diverged
     run.write_json("summary.json", summary)
     return metrics
 
 
-__all__ = ["RUN_DEFAULTS", "Tracked", "analyse_run", "log_frame", "run_config", "write_run"]
+__all__ = ["RUN_DEFAULTS", "Tracked", "analyse_run", "log_frame", "run_config", "write_run",
+           "write_tracked"]
