@@ -140,3 +140,24 @@ def test_random_draw_means_are_written(nc_run):
     draws = nc1[nc1.space.str.startswith("R4#")].groupby("epoch").value.mean()
     mean = nc1[nc1.space == "R4"].set_index("epoch").value
     np.testing.assert_allclose(mean.sort_index(), draws.sort_index())
+
+
+@pytest.mark.parametrize("lca", ["depth", "height"])
+def test_mistakes_section_chooses_the_lca_convention(small_tree, lca):
+    """On an unbalanced tree the conventions differ; the rows follow ``mistakes.lca``."""
+    from hypbias.labelspace import SpaceSet
+    from hypbias.metrics import mistake_severity
+    from hypbias.train.components import ComponentContext
+    from hypbias.train.components.mistakes import MistakesSection, build_mistakes_tracker
+
+    ctx = ComponentContext(None, SpaceSet(), ("val",), 0, 1, hierarchy=small_tree,
+                           num_classes=small_tree.num_classes)
+    tracker = build_mistakes_tracker(MistakesSection(lca=lca), ctx)
+    logits = torch.tensor(np.random.default_rng(0).normal(size=(40, 6)))
+    y = torch.arange(40) % 6
+    tracker.update("val", logits, y, None)
+    rows = {r["metric"]: r["value"] for r in tracker.end_epoch(0, None)}
+    assert tracker.settings() == {"lca": lca}
+    assert rows["mistake_severity"] == pytest.approx(mistake_severity(logits, y, small_tree, lca=lca))
+    other = "height" if lca == "depth" else "depth"
+    assert rows["mistake_severity"] != pytest.approx(mistake_severity(logits, y, small_tree, lca=other))

@@ -1,4 +1,4 @@
-"""The ``hypbias`` command: ``run | analyze | report | compare | hierarchy``.
+"""The ``hypbias`` command: one subcommand per module listed in :data:`SUBCOMMANDS`.
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)``, which registers the
 subcommand and sets ``func`` (called with the parsed namespace, returning an exit code).

@@ -1,6 +1,6 @@
 """Neural collapse tracked per epoch in every label space from two passes over one split (§3.3).
 
-Pass 1 accumulates the fine class statistics (counts, sums, second moment) from the penultimate
+Pass 1 accumulates the fine class statistics (counts, means, centred scatter) from the penultimate
 features of the tracker's evaluation pass; every label space's NC1–NC3 follow from them. Pass 2
 counts, for every space at once, the samples whose classifier decision differs from the nearest
 class mean (NC4). The paper needs 2 + M passes for M extra label spaces; this needs two.
@@ -105,8 +105,8 @@ class CollapseTracker(TrackerComponent):
 
     def artifacts(self) -> dict[str, np.ndarray]:
         """The class statistics and classifier of the last measured epoch, from which NC follows in
-        any label space: ``counts`` (C,), ``sums`` (C, D), ``second_moment`` (D, D), ``weight``,
-        ``bias``, ``epoch``."""
+        any label space: ``counts`` (C,), ``means`` (C, D), ``scatter`` (D, D) (the within-class
+        scatter, N Σ_W), ``weight``, ``bias``, ``epoch``."""
         return self.final
 
 
