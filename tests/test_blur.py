@@ -24,7 +24,6 @@ from hypbias.analysis.blur import (
     gaussian_kernel,
     kernel_radius,
 )
-from hypbias.analysis.findings import blur_finding
 from hypbias.data.cifar import load_cifar100
 from hypbias.errors import DataError
 from hypbias.models import create
@@ -190,13 +189,6 @@ def test_table_reads_sigma_back_into_a_column():
     sel = table[(table.epoch == 195) & (table.space == "S3") & (table.metric == "blur_accuracy")]
     assert sel.sigma.tolist() == [0.0, 1.0, 4.0] and sel.value.tolist() == [98, 85, 70]
     assert blur_table(blur_metrics().iloc[-1:]).empty
-
-
-def test_finding_compares_the_early_and_late_checkpoint_at_the_strongest_blur():
-    assert blur_finding(blur_table(blur_metrics())) == (
-        "Blurred with σ = 4, the epoch-10 checkpoint keeps of its unblurred accuracy, against the "
-        "epoch-195 checkpoint, 33% vs 25% in H and 78% vs 71% in S3: the early checkpoint leans "
-        "more on low frequencies in every space.")
 
 
 def test_figure_has_a_column_per_space_a_row_per_quantity_and_a_line_per_checkpoint():

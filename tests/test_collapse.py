@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +9,6 @@ import torch
 
 from collapse_reference import reference_collapse
 from harness import assert_refused
-from hypbias.analysis.findings import collapse_finding
 from hypbias.data.synthetic import synthetic_hierarchy
 from hypbias.labelspace import LabelSpace
 from hypbias.metrics.collapse import (
@@ -340,22 +337,8 @@ def test_plot_equality_has_norm_angle_and_max_angle_panels():
     assert axes[4].texts[0].get_text() == "not recorded"  # the table has no max-angle rows
 
 
-def test_figures_and_finding_without_nc_rows_are_none():
+def test_figures_without_nc_rows_are_none():
     table = _nc_table()
     accuracy_only = table[table.metric == "accuracy"]
     assert plot_collapse(accuracy_only) is None
     assert plot_equality(accuracy_only) is None
-    assert collapse_finding(accuracy_only, 0.1) is None
-
-
-def test_collapse_finding_names_the_first_epoch_below_threshold():
-    assert collapse_finding(_nc_table(), 0.1) == (
-        "NC1 on the train split first drops below 0.1 at epoch 2 in S4, not by epoch 5 in S20 "
-        "and at epoch 4 in H.")
-    assert collapse_finding(_nc_table(), 9.5) == (
-        "NC1 on the train split first drops below 9.5 at epoch 0 in S4, at epoch 0 in S20 "
-        "and at epoch 1 in H.")
-    with pytest.raises(ValueError, match=re.escape(
-            "The 'threshold' parameter of collapse_finding must be a finite float > 0.0. "
-            "Got -1 instead.")):
-        collapse_finding(_nc_table(), -1)

@@ -342,7 +342,7 @@ def fabricated_run(tmp_path_factory):
     run = RunDir(tmp_path_factory.mktemp("run"))
     run.write_yaml("config.yaml", {
         "seed": 0, "data": {"name": "synthetic"}, "model": {"name": "mlp"},
-        "train": {"epochs": EPOCHS}, "track": {"splits": ["val"]}, "report": {"nc_threshold": 0.1},
+        "train": {"epochs": EPOCHS}, "track": {"splits": ["val"]},
         "manifold": {"k": 6, "dim": 10, "space": "both", "probe_method": "ridge", "probe_k": 4,
                      "anchor": "c1.1"}})
     run.write_json("hierarchy.json", h.to_dict())
@@ -373,13 +373,15 @@ def test_report_holds_pictures_tables_confusions_severity_and_blur(fabricated_ru
     bias, pictures, manifold, severity, blur, training = sections
     assert "alt='confusion'" in bias and "alt='confusion'" not in training
     assert "alt='umap_2'" in pictures and "distance to c1.1" in pictures
-    assert "In the 2-D UMAP of the class means of layer 2" in pictures
+    assert "in the 2-D UMAP of the class means of layer 2" in pictures
     assert "Table 6: CCC" in manifold and "<th>average</th>" in manifold
     assert "Table 7: accuracy in S3" in manifold and "trained in S3" in manifold
     assert "ridge probes, closed-form ridge least squares" in manifold
     assert "alt='manifold_cover_spaces'" in manifold and "alt='manifold_ccc_direct'" in manifold
     assert "goes from 2.50 at epoch 0 to 1.50 at epoch 15" in severity
-    assert "Blurred with σ = 2" in blur and "alt='blur'" in blur
+    assert "blurred with σ = 2" in blur and "alt='blur'" in blur
+    for section in (bias, pictures, manifold, severity, blur):  # each opens with its verdict
+        assert "<p class='finding'>This run " in section
     figures = {p.name for p in fabricated_run.figures.iterdir()}
     for stem in ("umap_2", "confusion", "blur", "severity", "manifold_cover_spaces"):
         assert {f"{stem}.png", f"{stem}.pdf"} <= figures

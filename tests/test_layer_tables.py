@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hypbias.analysis.findings import ccc_table_finding, probe_training_finding
 from hypbias.analysis.layer_tables import ccc_table, pick_epochs, probe_table
 from hypbias.metrics.rows import metric_row
 
@@ -40,18 +39,6 @@ def test_ccc_table_holds_every_value_and_the_mean_over_layers(rng):
     assert list(ccc_table(metrics).columns.get_level_values(0).unique()) == [0, 1, 5]
 
 
-def test_ccc_finding_names_the_best_method_and_layer(rng):
-    metrics, values = ccc_metrics(rng)
-    text = ccc_table_finding(ccc_table(metrics))
-    means = {h: np.mean([values[m, layer, 5] for layer in LAYERS]) for m, h in
-             (("ccc_direct", "example pairs"), ("ccc_class_means", "class means"),
-              ("ccc_cover", "mutual covers"))}
-    best = max(means, key=means.get)
-    assert text.startswith("At epoch 5, averaged over the 3 layers, the cophenetic correlation")
-    assert f"{means['class means']:.2f} from class means" in text
-    assert f"distances between {best} align best" in text
-
-
 def probe_metrics() -> pd.DataFrame:
     rows = []
     for epoch, shift in ((2, 0.0), (9, 10.0)):
@@ -75,10 +62,6 @@ def test_probe_table_puts_probes_trained_in_s_next_to_those_trained_in_h():
     assert list(probe_table(probe_metrics(), "H").columns) == ["trained in H"]
     with pytest.raises(ValueError, match="no per-layer probe rows scored in 'S9'"):
         probe_table(probe_metrics(), "S9")
-    assert probe_training_finding(table, "S3", 9) == (
-        "Scored in S3 at epoch 9, probes trained in H beat probes trained in S3 in 0 of 3 layers "
-        "(by -1.0 points on average, -2.0 to +0.0): training in H does not give better hypernym "
-        "probes.")
 
 
 @pytest.mark.parametrize(("epochs", "expected"), [

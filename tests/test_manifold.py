@@ -12,7 +12,6 @@ import sys
 import types
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from hypothesis import given
@@ -32,7 +31,6 @@ from hypbias.analysis import (
     sample_query_support,
 )
 from hypbias.analysis.embedding import exact_knn
-from hypbias.analysis.findings import manifold_finding
 from hypbias.data.synthetic import synthetic_hierarchy
 from hypbias.errors import MissingDependencyError
 from hypbias.labelspace import LabelSpace
@@ -437,37 +435,6 @@ def test_settings_validate_their_fields():
             "Got 'svm' instead.")):
         ManifoldSettings(probe_method="svm")
     assert ManifoldSettings(dim=5).as_dict()["dim"] == 5
-
-
-# ---------------------------------------------------------------------------------------- findings
-def _metrics_table():
-    rows = []
-    ccc = {"conv": [0.1, 0.3, 0.4, 0.35], "fc": [0.2, 0.5, 0.7, 0.6]}
-    for epoch in range(4):
-        for depth, layer in enumerate(("conv", "fc")):
-            rows.append(_metric_row(epoch, "train", "H", "ccc_cover", ccc[layer][epoch], layer))
-            rows.append(_metric_row(epoch, "train", "H", "self_cover", 0.5 + 0.1 * epoch, layer))
-            rows.append(_metric_row(epoch, "train", "H", "mutual_cover", 0.5 - 0.1 * epoch, layer))
-            for space, base in (("H", 20), ("S2", 60)):
-                rows.append(_metric_row(epoch, "val", space, "probe_accuracy",
-                                        base + 5 * epoch + 10 * depth, layer))
-    rows.append(_metric_row(0, "val", "H", "accuracy", 10.0, ""))
-    return pd.DataFrame(rows)
-
-
-def _metric_row(epoch, split, space, metric, value, layer):
-    return {"epoch": epoch, "split": split, "space": space, "metric": metric, "value": value,
-            "layer": layer}
-
-
-def test_manifold_finding_states_the_numbers():
-    table = _metrics_table()
-    assert manifold_finding(table) == (
-        "Cophenetic correlation between the hierarchy and the mutual-cover distance of layer fc: "
-        "0.20 at epoch 0, 0.50 at epoch 1, best 0.70 at epoch 2.")
-    with pytest.raises(ValueError, match=re.escape(
-            "The metrics table has no per-layer 'ccc_direct' rows.")):
-        manifold_finding(table, metric="ccc_direct")
 
 
 def test_both_spaces_give_the_rows_of_each_space_alone_and_probes_train_in_each_space(rng):

@@ -163,7 +163,7 @@ def test_resume_accepts_changed_safe_keys_only(tiny, tmp_path):
     killed = _killed_copy(full, tmp_path / "killed", keep_epochs=2)
     config = yaml.safe_load((killed / "config.yaml").read_text())
     config["train"]["num_workers"] = 0 if config["train"]["num_workers"] else 1
-    config["report"]["nc_threshold"] = 0.5
+    config["log"]["project"] = "another project"
     (killed / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     assert main(["run", "--resume", str(killed), *QUIET]) == 0
     assert_same_run(full, killed)

@@ -159,15 +159,3 @@ def test_figure_draws_rows_per_epoch_with_colours_by_distance_and_group(rng):
     np.testing.assert_allclose(star.get_offsets(), [pic.centres[0]])
     assert tuple(star.get_edgecolor()[0]) == to_rgba("black")
     assert fig.axes[-1].get_ylabel() == "hierarchy distance to c0"
-
-
-def test_picture_finding_states_the_share_per_epoch_against_chance():
-    from hypbias.analysis.findings import picture_finding
-
-    text = picture_finding("head", "S4", {8: (0.92, 0.24), 0: (0.58, 0.24), 30: (1.0, 0.24)})
-    assert text == (
-        "In the 2-D UMAP of the class means of layer head, the share of classes whose nearest other "
-        "class mean lies in their own S4 group is 58% at epoch 0, 92% at epoch 8 and 100% at epoch "
-        "30 (chance 24%): at the last epoch the picture keeps the hypernym structure.")
-    assert picture_finding("head", "S4", {3: (0.2, 0.24)}).endswith(
-        "the picture does not keep the hypernym structure.")

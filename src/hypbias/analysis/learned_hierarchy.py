@@ -357,37 +357,6 @@ def bias_comparison(row: dict[str, Any]) -> str:
     return "stronger" if learned > given else "weaker"
 
 
-def learned_finding(analysis: dict[str, Any]) -> str:
-    """One paragraph: how well the learned tree matches the given one, and hypernym bias under both
-    (:func:`bias_comparison` per hypernym space)."""
-    origin = analysis["learned_from"]
-    what = "confusion matrix" if origin["source"] == "confusion" else "class means"
-    cuts = ", ".join(f"{c['space']} {c['ari']:.2f}" for c in analysis["cuts"])
-    conv = analysis["convergence"]
-    rows = conv["spaces"]
-
-    def gaps(kind: str) -> str:
-        return ", ".join("never" if (g := bias_gap(r[kind], r[f"random_{kind}"])) is None
-                         else f"{g:.1f}" for r in rows)
-
-    verdicts = [bias_comparison(r) for r in rows]
-    counts = ", ".join(f"{v} in {verdicts.count(v)}" for v in
-                       ("stronger", "as strong", "weaker", "not comparable") if v in verdicts)
-    circular = (" The hierarchy was learned from the evaluated split itself, which favours it."
-                if origin["circular"] else "")
-    return (
-        f"Learned from the {origin['split']} split's {what} at epoch {origin['epoch']} "
-        f"({origin['method']} linkage), the hierarchy has a CCC of {analysis['ccc']:.2f} with the "
-        f"given one (LCA heights); its cuts agree with the given ones at ARI {cuts}. On the "
-        f"{origin['evaluated']} split, hypernyms converge ahead of random groupings of the same "
-        f"sizes by τ(R) − τ(S) = {gaps('learned')} epochs ({', '.join(r['space'] for r in rows)}) "
-        f"under the learned tree and {gaps('given')} under the given one (τ at "
-        f"{100 * conv['q']:.0f}%, R the mean of {conv['draws']} draws): hypernym bias under the "
-        f"learned tree is {counts} of {len(rows)} spaces (a difference within the sd of the random "
-        f"draws counts as equal).{circular}"
-    )
-
-
 __all__ = [
     "ANALYSIS_FILE",
     "DEFAULT_EPOCH_Q",
@@ -403,7 +372,6 @@ __all__ = [
     "learn_for_run",
     "learn_from_run",
     "learned_convergence",
-    "learned_finding",
     "learned_spaces",
     "read_learned",
 ]

@@ -122,7 +122,8 @@ def main(args: argparse.Namespace) -> int:
 
 def learn(args: argparse.Namespace) -> int:
     """``hypbias hierarchy learn``: learn, compare, write and (with ``--attach``) attach."""
-    from hypbias.analysis.learned_hierarchy import learn_for_run, learned_finding
+    from hypbias.analysis.findings import learned_finding
+    from hypbias.analysis.learned_hierarchy import learn_for_run
 
     result = learn_for_run(args.run_dir, args.distance_from, split=args.split, epoch=args.epoch,
                            method=args.method, out=args.out, attach=args.attach)

@@ -49,7 +49,6 @@ RUN_DEFAULTS: dict[str, Any] = {
     "model": {"name": None},
     "train": {"epochs": None},
     "spaces": {"q": 0.95},
-    "report": {"nc_threshold": 0.1},
 }
 """What ``config.yaml`` holds at least (what the report and the findings read); the tracker's own
 options (:attr:`Tracker.config`) are written over it."""
@@ -182,8 +181,7 @@ def analyse_run(run: RunDir, config: Mapping[str, Any], spaces: SpaceSet,
         for split, frame in last[~last.space.str.contains("#")].groupby("split")
     }
     summary["findings"] = run_findings(metrics, summary, spaces,
-                                       main_split(config["track"]["splits"]),
-                                       float(config["report"]["nc_threshold"]))
+                                       main_split(config["track"]["splits"]))
     if diverged is not None:
         summary["diverged"] = diverged
     run.write_json("summary.json", summary)

@@ -117,8 +117,7 @@ class Tracker:
                        spaces_seed: int = 0, named_spaces: Mapping[str, Any] | None = None,
                        q: float = 0.95, nc: bool | int | Mapping[str, Any] = True,
                        manifold: Mapping[str, Any] | None = None, mistakes: bool = True,
-                       seed: int = 0, epochs: int | None = None, data: Any = None,
-                       nc_threshold: float = 0.1) -> Tracker:
+                       seed: int = 0, epochs: int | None = None, data: Any = None) -> Tracker:
         """A tracker with the options of a config file, built by the components' own factories.
 
         Parameters
@@ -137,7 +136,6 @@ class Tracker:
         epochs : the number of training epochs (the manifold analysis's last epoch)
         data : for the manifold analysis, a DatasetBundle or ``{"train": Dataset, "val": Dataset}``
             whose items are ``(x, y)``
-        nc_threshold : ``report.nc_threshold``, the NC1 level the findings state a crossing of
         """
         from hypbias.labelspace.spaceset import build_spaces
         from hypbias.train.components import ComponentContext, build_components, components
@@ -165,7 +163,6 @@ class Tracker:
             "spaces": {"hypernyms": list(hypernyms), "random_draws": random_draws, "q": q,
                        "seed": spaces_seed},
             **sections,
-            "report": {"nc_threshold": nc_threshold},
         }
         return cls(hierarchy.num_classes, splits, build_components(sections, context),
                    hierarchy=hierarchy, spaces=spaces, config=config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+from hypbias.analysis.findings import convergence_finding
 from hypbias.analysis.layer_tables import pick_epochs
 from hypbias.report import figures as F
 from hypbias.report.html import Section
@@ -41,8 +42,8 @@ def hypernym_bias(ctx: RunContext) -> Section | None:
     split, spaces, m = ctx.split, ctx.spaces, ctx.metrics
     q = ctx.run.summary["q"]
     sec = Section("Hypernym bias: greedy accuracy in hypernym and random label spaces")
-    sec.paragraphs = list(ctx.run.summary.get("findings") or
-                          ["No hypernym space reached the convergence threshold."])
+    finding = convergence_finding(ctx.run.summary, spaces, split)
+    sec.paragraphs = [finding or "The run has no hypernym space with random draws to compare."]
     sec.paragraphs.append(
         "A fine prediction counts as correct in a label space when it falls in the true class's group "
         "(greedy classification, Eq. 3–7), so every curve comes from the stored fine confusion matrices. "

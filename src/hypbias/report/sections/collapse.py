@@ -15,9 +15,10 @@ def neural_collapse(ctx: RunContext) -> Section | None:
         return None
     m = ctx.metrics
     split = m.loc[m.metric == "nc1", "split"].iloc[0]
-    threshold = float(ctx.run.config["report"]["nc_threshold"])
     sec = Section("Neural collapse in hyponym, hypernym and random label spaces")
-    sec.paragraphs.append(collapse_finding(m, threshold, split=split))
+    finding = collapse_finding(m, split=split)
+    if finding:
+        sec.paragraphs.append(finding)
     sec.paragraphs.append(
         f"Measured on the {split} split from the penultimate features: NC1 = tr(Σ_W Σ_B†)/K "
         "(variability collapse), NC2 (equal norms and angles of class means and classifier rows), "

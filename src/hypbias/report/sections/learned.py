@@ -13,11 +13,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from hypbias.analysis.findings import learned_finding
 from hypbias.analysis.learned_hierarchy import (
     HIERARCHY_FILE,
     bias_comparison,
     bias_gap,
-    learned_finding,
     read_learned,
 )
 from hypbias.report.html import Section

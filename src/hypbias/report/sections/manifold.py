@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypbias.analysis.findings import (
     ccc_table_finding,
+    cover_spaces_finding,
     manifold_finding,
     probe_training_finding,
 )
@@ -57,7 +58,9 @@ def manifold(ctx: RunContext) -> Section | None:
     m = ctx.metrics
     mf = ctx.run.config["manifold"]
     sec = Section("Layer-wise alignment of the feature manifold with the hierarchy")
-    sec.paragraphs.append(manifold_finding(m))
+    finding = manifold_finding(m)
+    if finding:
+        sec.paragraphs.append(finding)
     where = {"umap": "UMAP embeddings", "raw": "raw features",
              "both": "UMAP embeddings, and again on the raw features"}.get(mf["space"], mf["space"])
     method = mf.get("probe_method", "logistic")
@@ -73,6 +76,9 @@ def manifold(ctx: RunContext) -> Section | None:
         "every space by mapping its fine predictions."
     )
     _tables(ctx, sec)
+    covers = cover_spaces_finding(m)
+    if covers:
+        sec.paragraphs.append(covers)
     for stem, fig, caption in (
         ("manifold_ccc", plot_ccc_heatmap(m, "ccc_cover"),
          "Cophenetic correlation of mutual covers with the hierarchy, layer × epoch (Table 6, Fig. 6a); "

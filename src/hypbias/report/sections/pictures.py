@@ -38,7 +38,8 @@ def pictures(ctx: RunContext) -> Section | None:
         shown = {e: by_epoch[e] for e in epochs}
         if groups is not None:
             agreement = {e: centre_agreement(p.centres, groups.t) for e, p in by_epoch.items()}
-            findings.append(picture_finding(layer, group_name, agreement))
+            findings.append(picture_finding(layer, group_name, agreement,
+                                            classes=hierarchy.num_classes))
         n_points = len(next(iter(shown.values())).labels)
         notes.append(f"{layer}: {n_points} examples")
         sec.figures.append((

@@ -208,8 +208,6 @@ class ReportSection(Section):
 
     SECTION = "report"
     figures: bool = key(True, Bool(), safe=True)
-    nc_threshold: float = key(0.1, Float(low=0, low_open=True),
-                              "the NC1 level whose first crossing the report states", safe=True)
 
 
 BASE_SECTIONS: tuple[type[Section], ...] = (DataSection, ModelSection, TrainSection, TrackSection,
