@@ -304,6 +304,8 @@ def test_probe_training_finding_mixed_not_supported_and_missing():
     text = F.probe_training_finding(table7({"a": (80, 82), "b": (90, 90)}), "S3", 30)
     assert text.startswith(MIXED) and "in 1 of 2 layers" in text
     assert F.probe_training_finding(table7({"a": (80, 78)}), "S3", 30).startswith(NOT)
+    assert "at epoch 30, ridge probes trained in H beat probes trained in S3 in 0 of 1 layers" in \
+        F.probe_training_finding(table7({"a": (80, 78)}), "S3", 30, method="ridge")
     assert F.probe_training_finding(table7({"a": (80, 78)}), "S4", 30) is None
 
 
@@ -431,7 +433,7 @@ def test_learned_finding_verdicts():
         "learned tree is stronger in 1 of 1 spaces (a difference within the sd of the random draws "
         "counts as equal).")
     assert F.learned_finding(learned_analysis([stronger, weaker])).startswith(MIXED)
-    assert F.learned_finding(learned_analysis([level])).startswith(MIXED)
+    assert F.learned_finding(learned_analysis([level])).startswith(NOT)
     text = F.learned_finding(learned_analysis([weaker], circular=True))
     assert text.startswith(NOT)
     assert text.endswith("The hierarchy was learned from the evaluated split itself, which favours it.")

@@ -311,10 +311,12 @@ def ccc_table_finding(table: pd.DataFrame) -> str:
                      "the top (App. C.3)", numbers)
 
 
-def probe_training_finding(table: pd.DataFrame, scored: str, epoch: int) -> str | None:
+def probe_training_finding(table: pd.DataFrame, scored: str, epoch: int,
+                           method: str | None = None) -> str | None:
     """Table 7 (App. C.4): do probes trained in H score better in ``scored`` than probes trained in
     ``scored`` itself? One comparison per layer (a tie fails). ``table`` is
-    ``analysis.layer_tables.probe_table``; None when it lacks either column."""
+    ``analysis.layer_tables.probe_table``; ``method`` (ridge, logistic) is named in the sentence,
+    since the paper's Table 7 holds logistic probes. None when the table lacks either column."""
     own, fine = f"trained in {scored}", "trained in H"
     if own not in table or fine not in table:
         return None
@@ -325,7 +327,8 @@ def probe_training_finding(table: pd.DataFrame, scored: str, epoch: int) -> str 
     return _sentence(
         outcomes, "the paper's claim that probes trained in the fine space H classify hypernyms "
         "better than probes trained in the hypernym space (App. C.4, Table 7)",
-        f"scored in {scored} at epoch {epoch}, probes trained in H beat probes trained in {scored} "
+        f"scored in {scored} at epoch {epoch}, {method + ' ' if method else ''}probes trained in H "
+        f"beat probes trained in {scored} "
         f"in {sum(outcomes)} of {len(gap)} layers (by {gap.mean():+.1f} points on average, "
         f"{gap.min():+.1f} to {gap.max():+.1f})")
 
@@ -456,8 +459,8 @@ def learned_finding(analysis: Mapping[str, Any]) -> str:
 
     ``analysis`` is ``analysis.learned_hierarchy.analyse_learned``'s. Hypernym bias under a tree is
     the gap τ(R_n) − τ(S_n); per hypernym space (``bias_comparison``), a stronger gap holds, one
-    within the sd of the random draws ("as strong") holds in part, a weaker one fails; spaces that
-    are not comparable are left out.
+    within the sd of the random draws ("as strong") or weaker fails; spaces that are not comparable
+    are left out.
     """
     origin = analysis["learned_from"]
     what = "confusion matrix" if origin["source"] == "confusion" else "class means"
@@ -470,8 +473,7 @@ def learned_finding(analysis: Mapping[str, Any]) -> str:
                          else f"{g:.1f}" for r in rows)
 
     compared = [bias_comparison(r) for r in rows]
-    outcomes: list[Outcome] = [{"stronger": True, "as strong": None}.get(v, False)
-                               for v in compared if v != "not comparable"]
+    outcomes: list[Outcome] = [v == "stronger" for v in compared if v != "not comparable"]
     counts = ", ".join(f"{v} in {compared.count(v)}" for v in
                        ("stronger", "as strong", "weaker", "not comparable") if v in compared)
     circular = (" The hierarchy was learned from the evaluated split itself, which favours it."

@@ -40,7 +40,8 @@ def _tables(ctx: RunContext, sec: Section) -> None:
     for space in [s for s in ctx.spaces.hypernyms if s in trained]:
         table7 = probe_table(m, space)
         epoch = int(m[m.metric == "probe_accuracy"].epoch.max())
-        finding = probe_training_finding(table7, space, epoch)
+        finding = probe_training_finding(table7, space, epoch,
+                                         ctx.run.config["manifold"].get("probe_method", "logistic"))
         if finding:
             sec.paragraphs.append(finding)
         sec.tables.append(frame_table(table7, digits=1, caption=(
