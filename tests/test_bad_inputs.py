@@ -236,7 +236,7 @@ CONFIG_VALUES = [
     bad_set("manifold.every", "[0,-1]", "'manifold.every' must be an int >= 0 or a list of epochs"),
     bad_set("manifold.k", "0", "'manifold.k' must be an int >= 1. Got 0 instead."),
     bad_set("manifold.space", "pca", "'manifold.space' must be one of", "Got 'pca' instead."),
-    bad_set("report.figures", "maybe", "'report.figures' must be true or false."),
+    bad_set("log.tensorboard", "maybe", "'log.tensorboard' must be true or false."),
     bad_set("mistakes.enabled", "maybe", "'mistakes.enabled' must be true or false."),
     bad_set("colour", "1", "unknown key 'colour'"),
     bad_set("train.lrr", "1", "unknown key 'train.lrr' (did you mean 'train.lr'?)"),

@@ -32,7 +32,6 @@ from hypbias.train.config.sections import (
     DataSection,
     LogSection,
     ModelSection,
-    ReportSection,
     SpacesSection,
     TrackSection,
     TrainSection,
@@ -53,7 +52,7 @@ class Config(Section, Mapping):
 
     Attributes
     ----------
-    data, model, train, track, spaces, log, report : the experiment's sections
+    data, model, train, track, spaces, log : the experiment's sections
     loss : the ``loss:`` options, every declared option filled in (a read-only mapping)
     components : the tracker components' sections by name (``nc``, ``manifold``, ``mistakes``)
     seed, config_file : the top-level keys
@@ -67,7 +66,6 @@ class Config(Section, Mapping):
     spaces: SpacesSection = field(default_factory=SpacesSection)
     log: LogSection = field(default_factory=LogSection)
     loss: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"name": "ce"}))
-    report: ReportSection = field(default_factory=ReportSection)
     components: Mapping[str, Section] = field(default_factory=dict)
     seed: int = key(0, Int(low=0), "seeds Python, NumPy, torch, the data order, augmentation and "
                                    "every sampled draw")

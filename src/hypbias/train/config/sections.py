@@ -202,16 +202,8 @@ class LogSection(Section):
     project: str = key("hypbias", Text(), "the W&B project and the MLflow experiment", safe=True)
 
 
-@dataclass(frozen=True)
-class ReportSection(Section):
-    """``report:``: what the report states (never changes what is measured)."""
-
-    SECTION = "report"
-    figures: bool = key(True, Bool(), safe=True)
-
-
 BASE_SECTIONS: tuple[type[Section], ...] = (DataSection, ModelSection, TrainSection, TrackSection,
-                                            SpacesSection, LogSection, ReportSection)
+                                            SpacesSection, LogSection)
 """The experiment's sections besides ``loss`` (declared by the losses) and the components'."""
 
 
@@ -231,5 +223,5 @@ def check_top_level(values: Mapping[str, Any], sections: list[str], origins: Ori
     refuse_unknown(values, ["seed", "config_file", *sections], "", origins)
 
 
-__all__ = ["BASE_SECTIONS", "DataSection", "LogSection", "ModelSection", "OpenSection", "ReportSection",
+__all__ = ["BASE_SECTIONS", "DataSection", "LogSection", "ModelSection", "OpenSection",
            "SpacesSection", "TrackSection", "TrainSection", "check_top_level", "parse_loss"]
