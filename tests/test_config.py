@@ -127,6 +127,20 @@ def test_base_inheritance_and_errors(tmp_path):
         load_config(listed)
 
 
+def test_a_new_name_does_not_inherit_the_options_of_the_old_one(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("base: synthetic.yaml\nloss:\n  name: hxe\n  alpha: 0.9\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("base: base.yaml\nloss:\n  name: soft\n")
+    assert load_config(child).loss["name"] == "soft" and "alpha" not in load_config(child).loss
+    assert load_config(base, ["loss.name=ce"]).loss == {"name": "ce"}
+    assert load_config(base, ["loss.alpha=0.2"]).loss["alpha"] == 0.2  # same name: merged
+    same = tmp_path / "same.yaml"
+    same.write_text("base: base.yaml\nloss:\n  name: hxe\n")
+    assert load_config(same).loss["alpha"] == 0.9
+    assert load_config(base, ["model.name=mlp", "model.hidden=[8]"]).model.options == {"hidden": [8]}
+
+
 def test_cross_key_checks(small):
     with pytest.raises(ConfigError, match=r"'train.warmup_epochs' must be at most train.epochs = 2"):
         load_config(small, ["train.warmup_epochs=3"])

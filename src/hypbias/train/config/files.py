@@ -84,7 +84,7 @@ def read_config_file(path: Path, origins: Origins, seen: tuple[Path, ...] = ()) 
                               "nor a packaged config") from None
     parent = read_config_file(base_path, origins, (*seen, path.resolve()))
     origins.record(data, str(path))
-    return deep_merge(parent, data)
+    return merge_config(parent, data)
 
 
 def apply_overrides(config: Mapping[str, Any], overrides: Sequence[str],
@@ -98,7 +98,7 @@ def apply_overrides(config: Mapping[str, Any], overrides: Sequence[str],
         nested: Any = value
         for part in reversed(dotted.split(".")):
             nested = {part: nested}
-        merged = deep_merge(merged, nested)
+        merged = merge_config(merged, nested)
         origins.record(value, source, dotted)
     return merged
 
@@ -116,6 +116,23 @@ def parse_override(item: str) -> tuple[str, Any]:
                               f"{yaml_problem(err)} (write lists as [4, 20])") from None
         value = raw  # a plain string that YAML would misread, such as a path holding ': '
     return dotted.strip(), value
+
+
+NAMED_SECTIONS = ("data", "model", "loss")
+"""Sections whose other keys are options of the dataset, model or loss that ``name`` names."""
+
+
+def merge_config(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`deep_merge` of two configs, except that a section of :data:`NAMED_SECTIONS` whose
+    ``name`` changes starts afresh: the options of the base's dataset, model or loss do not carry
+    over to another one (a config inheriting ``loss: {name: jsd, views: 3}`` may say
+    ``loss: {name: ce}``)."""
+    for section in NAMED_SECTIONS:
+        new, old = update.get(section), base.get(section)
+        if (isinstance(new, Mapping) and isinstance(old, dict) and "name" in new
+                and new["name"] != old.get("name")):
+            base[section] = {}
+    return deep_merge(base, update)
 
 
 def deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,6 +160,6 @@ def one_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-__all__ = ["DEFAULT_CONFIG", "ConfigLoader", "apply_overrides", "deep_merge", "find_config",
-           "one_line", "packaged_configs", "parse_override", "parse_yaml", "read_config_file",
-           "yaml_problem"]
+__all__ = ["DEFAULT_CONFIG", "NAMED_SECTIONS", "ConfigLoader", "apply_overrides", "deep_merge",
+           "find_config", "merge_config", "one_line", "packaged_configs", "parse_override",
+           "parse_yaml", "read_config_file", "yaml_problem"]
