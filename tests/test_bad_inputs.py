@@ -504,9 +504,15 @@ def test_ctrl_c_ends_with_one_line_saying_how_to_resume(templates, tmp_path):
     deadline = time.monotonic() + 120
     while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert first.exists(), f"no checkpoint within 120 s (exit code {proc.poll()})"
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"still running 120 s after Ctrl-C; its stderr ends with: {err[-2000:]}")
     assert proc.returncode == 130
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
