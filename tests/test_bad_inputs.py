@@ -492,7 +492,12 @@ def test_files_honour_the_umask(templates, tmp_path):
 
 def _hypbias(*args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "hypbias", *args], env=env, text=True, **kwargs)
+    # A job started in the background of a non-interactive shell (CI, `make test &`) inherits an
+    # ignored SIGINT, and Python then installs no KeyboardInterrupt handler: give the child the
+    # default disposition, as a terminal's foreground process has.
+    return subprocess.Popen([sys.executable, "-m", "hypbias", *args], env=env, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                            **kwargs)
 
 
 def test_ctrl_c_ends_with_one_line_saying_how_to_resume(templates, tmp_path):
