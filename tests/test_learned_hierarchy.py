@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
@@ -186,6 +187,14 @@ def test_adjusted_rand_index_matches_pair_counting(rng):
         den = (n11 + n10) * (n10 + n00) + (n11 + n01) * (n01 + n00)
         want = 1.0 if den == 0 else 2 * (n11 * n00 - n10 * n01) / den
         assert adjusted_rand_index(a, b) == pytest.approx(want, abs=1e-12)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])
+def test_adjusted_rand_index_of_tensors(device):
+    a = torch.tensor([0, 0, 0, 1, 1, 1], device=device)
+    b = torch.tensor([0, 0, 1, 1, 2, 2], device=device)
+    assert adjusted_rand_index(a, b) == pytest.approx(8 / 33, abs=1e-12)
 
 
 def test_adjusted_rand_index_checks_its_inputs():

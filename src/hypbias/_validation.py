@@ -86,6 +86,11 @@ def _is_integer(arr: Any) -> bool:
     return np.issubdtype(arr.dtype, np.integer)
 
 
+def host_array(arr: Any) -> np.ndarray:
+    """``arr`` as a NumPy array; a tensor (on any device) is detached and copied to the host."""
+    return arr.detach().cpu().numpy() if is_tensor(arr) else np.asarray(arr)
+
+
 def _shape(arr: Any) -> tuple[int, ...]:
     return tuple(arr.shape)
 
@@ -172,16 +177,14 @@ def check_labels(labels: Any, name: str, owner: str, num_classes: int, *,
 
     ``length``: the n required (None: any, empty included). A tensor is copied to the host.
     """
-    arr = integer_array(labels, name, owner, length=length, allow_empty=True)
-    if is_tensor(arr):
-        arr = arr.detach().cpu().numpy()
+    arr = host_array(integer_array(labels, name, owner, length=length, allow_empty=True))
     check_range(arr, name, owner, 0, num_classes)
     return arr.astype(np.int64, copy=False)
 
 
 def finite_error(name: str, owner: str, values: Any) -> ValueError:
     """The error for non-finite entries of ``values`` (an array or tensor that has some)."""
-    arr = values.detach().cpu().numpy() if is_tensor(values) else np.asarray(values)
+    arr = host_array(values)
     bad = ~np.isfinite(arr)
     first = arr[bad].flat[0]
     return ValueError(

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.cluster.hierarchy import linkage
 from scipy.spatial.distance import pdist, squareform
 
-from hypbias._validation import check_choice, check_int, integer_array
+from hypbias._validation import check_choice, check_int, host_array, integer_array
 from hypbias.errors import HierarchyError
 from hypbias.hierarchy.tree import Hierarchy
 
@@ -204,7 +204,8 @@ def adjusted_rand_index(labels_a: Any, labels_b: Any) -> float:
 
     Parameters
     ----------
-    labels_a, labels_b : integer arrays of shape (N,), group labels (any integers).
+    labels_a, labels_b : integer arrays or tensors (on any device) of shape (N,), group labels (any
+        integers).
 
     Returns
     -------
@@ -213,8 +214,8 @@ def adjusted_rand_index(labels_a: Any, labels_b: Any) -> float:
     owner = "adjusted_rand_index"
     a = integer_array(labels_a, "labels_a", owner)
     b = integer_array(labels_b, "labels_b", owner, length=len(a))
-    _, a = np.unique(np.asarray(a), return_inverse=True)
-    _, b = np.unique(np.asarray(b), return_inverse=True)
+    _, a = np.unique(host_array(a), return_inverse=True)
+    _, b = np.unique(host_array(b), return_inverse=True)
     table = np.zeros((a.max() + 1, b.max() + 1), dtype=np.float64)
     np.add.at(table, (a, b), 1.0)
 
