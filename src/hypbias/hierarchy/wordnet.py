@@ -192,7 +192,7 @@ def tree_parent_order(parents: dict[str, tuple[str, ...]]) -> dict[str, tuple[st
     522, animal 398, misc 42, ...; App. B.2) except for one class: ``sandbar`` (n09421951) lies
     under natural object (bar → barrier → mechanism, the longer chain) where the paper's tree
     files it under geological formation (bar → ridge → natural elevation); both routes are in the
-    graph view, and :mod:`hypbias.hierarchy.imagenet` follows the paper. Taking the first pointer
+    graph view, and :mod:`hypbias.labelspace.imagenet` follows the paper. Taking the first pointer
     instead would put 6 artifacts and 11 natural objects elsewhere.
     """
     depth: dict[str, int] = {}
