@@ -67,8 +67,6 @@ LEVEL_CUT_DEPTH = 6
 """Depth of the tree view cut by ``imagenet_level6``."""
 
 
-
-
 @dataclass(frozen=True)
 class Group:
     """A named group of classes: those under an ``include`` synset and under no ``exclude`` one."""
