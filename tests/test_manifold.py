@@ -130,8 +130,7 @@ def test_covers_reject_bad_input(rng):
             "The 'r_max' parameter of covers must be a finite float > 0. Got -1.0 instead.")):
         covers(query, yq, support, ys, r_max=-1.0)
     with pytest.raises(ValueError, match=re.escape(
-            "The 'query_labels' parameter of covers must have one label per point (30). "
-            "Got 29 instead.")):
+            "The 'query_labels' parameter of covers must have length 30. Got 29 instead.")):
         covers(query, yq[1:], support, ys)
 
 

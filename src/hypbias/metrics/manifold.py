@@ -50,17 +50,6 @@ def _points(x: Any, name: str, owner: str, device: torch.device | None = None) -
     return t.to(torch.float64 if t.dtype == torch.float64 else torch.float32)
 
 
-def _labels(y: Any, n: int, name: str, owner: str, num_classes: int) -> np.ndarray:
-    arr = check_labels(y.cpu().numpy() if isinstance(y, torch.Tensor) else y, name, owner,
-                       num_classes)
-    if len(arr) != n:
-        raise ValueError(
-            f"The '{name}' parameter of {owner} must have one label per point ({n}). "
-            f"Got {len(arr)} instead."
-        )
-    return arr
-
-
 def _num_classes(num_classes: int | None, owner: str, *labels: Any) -> int:
     if num_classes is not None:
         return check_int(num_classes, "num_classes", owner, low=1)
@@ -114,8 +103,10 @@ class _QuerySupport:
         self.support = self.support / self.scale
         c = _num_classes(num_classes, owner, query_labels, support_labels)
         self.num_classes = c
-        self.query_labels = _labels(query_labels, len(self.query), "query_labels", owner, c)
-        self.support_labels = _labels(support_labels, len(self.support), "support_labels", owner, c)
+        self.query_labels = check_labels(query_labels, "query_labels", owner, c,
+                                         length=len(self.query))
+        self.support_labels = check_labels(support_labels, "support_labels", owner, c,
+                                           length=len(self.support))
         _require_every_class(self.query_labels, c, "query_labels", owner)
         _require_every_class(self.support_labels, c, "support_labels", owner)
         # Support sorted by class: with equal class sizes a chunk's columns reshape to (C, K);
@@ -344,7 +335,7 @@ def class_mean_distances(features: Any, labels: Any, num_classes: int | None = N
     scale = power_of_two_scale(x)  # the distances of huge features stay finite
     x = x / scale
     c = _num_classes(num_classes, owner, labels)
-    y = _labels(labels, len(x), "labels", owner, c)
+    y = check_labels(labels, "labels", owner, c, length=len(x))
     _require_every_class(y, c, "labels", owner)
     counts = torch.as_tensor(np.bincount(y, minlength=c), dtype=torch.float64, device=x.device)
     means = torch.zeros((c, x.shape[1]), dtype=torch.float64, device=x.device)
