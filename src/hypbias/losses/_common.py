@@ -38,11 +38,15 @@ def group_logsumexp(log_p: torch.Tensor, index: torch.Tensor, num_groups: int) -
     return shift + torch.log(summed)
 
 
-def checked_logits(logits: torch.Tensor, num_classes: int, owner: str) -> torch.Tensor:
-    """Logits of shape (N, C), half precision promoted to float32."""
-    if logits.ndim != 2 or logits.shape[1] != num_classes:
+def checked_logits(logits: torch.Tensor, num_classes: int | None, owner: str) -> torch.Tensor:
+    """Logits of shape (N, C), half precision promoted to float32.
+
+    ``num_classes``: the C required (None: any number of columns).
+    """
+    if logits.ndim != 2 or (num_classes is not None and logits.shape[1] != num_classes):
+        columns = "C" if num_classes is None else num_classes
         raise ValueError(
-            f"The 'logits' parameter of {owner} must have shape (N, {num_classes}). "
+            f"The 'logits' parameter of {owner} must have shape (N, {columns}). "
             f"Got shape {tuple(logits.shape)} instead."
         )
     if logits.dtype in (torch.float16, torch.bfloat16):

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hypbias._validation import check_choice, check_float, check_int
-from hypbias.losses._common import REDUCTIONS, reduce
+from hypbias.losses._common import REDUCTIONS, checked_logits, reduce
 from hypbias.losses.options import LossSpec, Option
 
 
@@ -80,8 +80,7 @@ class JensenShannonCrossEntropy(nn.Module):
                 f"The 'logits' parameter of JensenShannonCrossEntropy must have shape "
                 f"({self.views}·N, C) with targets of shape (N,) or ({self.views}·N,). Got shapes "
                 f"{tuple(logits.shape)} and {tuple(targets.shape)} instead.")
-        if logits.dtype in (torch.float16, torch.bfloat16):
-            logits = logits.float()
+        logits = checked_logits(logits, None, "JensenShannonCrossEntropy")
         log_p = F.log_softmax(logits, dim=1).view(self.views, n, -1)
         ce = F.cross_entropy(logits[:n], targets[:n], reduction="none",
                              label_smoothing=self.label_smoothing)
