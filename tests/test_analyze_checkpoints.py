@@ -127,6 +127,31 @@ def test_given_epochs_label_the_files_and_no_ema_reads_the_raw_weights(saved, tm
     assert acc[acc.split == "val"].value.item() != pytest.approx(accuracies[3][0])  # the +1 weights
 
 
+@pytest.mark.slow
+def test_manifold_inputs_are_drawn_once_and_the_environment_names_layers_and_device(
+        saved, tmp_path, monkeypatch):
+    """The series' components are built once (one draw of the manifold samples for the four
+    checkpoints) and bound to the model: environment.json names its layers, pictures and device."""
+    from hypbias.train.components import manifold
+
+    draws = []
+    draw = manifold.manifold_inputs
+    monkeypatch.setattr(manifold, "manifold_inputs", lambda *args: draws.append(args) or draw(*args))
+    config_file, folder, _ = saved
+    out = tmp_path / "run"
+    assert _analyse(config_file, f"{folder}/*", out, "--no-report", "--set", "manifold.every=1",
+                    "--set", "manifold.k=2", "--set", "manifold.n_epochs=10", "--set",
+                    "manifold.probes=false") == 0
+    assert len(draws) == 1
+    environment = json.loads((out / "environment.json").read_text())
+    assert environment["device"] == "cpu"
+    settings = environment["components"]["manifold"]
+    assert settings["layers"] == ["body.act1", "head"]
+    assert settings["pictures"] == ["body.act1"]
+    layers = RunDir(out).metrics.query("metric == 'ccc_cover'")
+    assert sorted(layers.epoch.unique()) == [0, 1, 2, 3] and set(layers.layer) == {"body.act1", "head"}
+
+
 @pytest.mark.parametrize(("name", "epoch"), [
     ("model_12.pth", 12), ("checkpoint-5.pth.tar", 5), ("epoch=3-step=400.ckpt", 3),
     ("epoch_007.pt", 7), ("resnet50_ep090.pth", 90), ("run2_epoch4.pt", 4), ("last.pth", None),

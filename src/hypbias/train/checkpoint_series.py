@@ -1,8 +1,9 @@
 """A series of checkpoints trained elsewhere, measured as if tracked during training.
 
-Each checkpoint is evaluated on every tracked split with a fresh :class:`Tracker`, so every
-component measures it (accuracy in every label space from the confusion matrix, neural collapse,
-the layer-wise manifold analysis when configured). The rows are labelled with the checkpoint's
+Each checkpoint is evaluated on every tracked split as epoch 0 of one :class:`Tracker`, emptied
+before each, so every component measures it (accuracy in every label space from the confusion
+matrix, neural collapse, the layer-wise manifold analysis when configured) from inputs drawn once
+per series. The rows are labelled with the checkpoint's
 epoch and written as one run directory by :func:`~hypbias.train.run_files.write_run`.
 
 Each measured checkpoint goes to the loggers of the config's ``log:`` section
@@ -117,6 +118,8 @@ def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: 
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     device = resolve_device(config.train.device, config.origins)
     model = build_model(config.model, bundle, config.origins).to(device)
+    tracker = _tracker(config, bundle, spaces, model)
+    fresh = tracker.state_dict()
     mine = list(range(rank, len(series), world))
     measured = []
     loggers = build_loggers(config.log, out, epochs=series[-1][0], config=config.as_dict(),
@@ -129,7 +132,8 @@ def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: 
         start = time.perf_counter()
         state, source = read_checkpoint_weights(path, ema=ema, strip=strip)
         load_weights(model, state, path)
-        measured.append(_measure(model, config, bundle, spaces, position, epoch, source, device))
+        measured.append(_measure(model, tracker, fresh, config, bundle, position, epoch, source,
+                                 device))
         measured[-1].seconds = time.perf_counter() - start
         _log(loggers, logged, measured[-1], spaces)
     if world > 1:
@@ -142,7 +146,7 @@ def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: 
                 _log(loggers, logged, m, spaces)
         for logger in loggers:
             logger.close()
-        run = _write(RunDir(Path(out)), config, bundle, spaces, series, measured, ema)
+        run = _write(RunDir(Path(out)), tracker, config, series, measured, ema)
     distributed.teardown()
     return run
 
@@ -158,23 +162,30 @@ def _log(loggers: list[EpochLogger], logged: list[dict[str, Any]], m: Measured,
     dispatch(loggers, epoch, logged, m.confusion, spaces, [{**r, "epoch": epoch} for r in m.rows])
 
 
-def _tracker(config: Config, bundle: DatasetBundle, spaces: SpaceSet) -> Tracker:
-    """A fresh tracker whose components all measure its epoch 0: every checkpoint is measured by
-    every component switched on (``manifold.every`` of any non-zero value means every one)."""
+def _tracker(config: Config, bundle: DatasetBundle, spaces: SpaceSet,
+             model: torch.nn.Module) -> Tracker:
+    """The series' tracker, bound to ``model``, whose components all measure its epoch 0: every
+    checkpoint is measured by every component switched on (``manifold.every`` of any non-zero
+    value means every one). It is built once per series, so the manifold analysis's samples and
+    graph distances are drawn once, from the config's seed."""
     sections = dict(config.components)
     manifold = sections.get("manifold")
     if manifold is not None and manifold.every:
         sections["manifold"] = dataclasses.replace(manifold, every=1)
     context = ComponentContext(bundle, spaces, config.track.splits, config.seed, 0, config.origins)
-    return Tracker(bundle.num_classes, config.track.splits, build_components(sections, context),
-                   hierarchy=bundle.hierarchy, spaces=spaces)
+    tracker = Tracker(bundle.num_classes, config.track.splits, build_components(sections, context),
+                      hierarchy=bundle.hierarchy, spaces=spaces)
+    tracker.bind(model)
+    return tracker
 
 
 @torch.no_grad()
-def _measure(model: torch.nn.Module, config: Config, bundle: DatasetBundle, spaces: SpaceSet,
-             position: int, epoch: int, source: str, device: torch.device) -> Measured:
-    tracker = _tracker(config, bundle, spaces)
-    tracker.bind(model)
+def _measure(model: torch.nn.Module, tracker: Tracker, fresh: dict[str, Any], config: Config,
+             bundle: DatasetBundle, position: int, epoch: int, source: str,
+             device: torch.device) -> Measured:
+    """One checkpoint (its weights in ``model``) measured as epoch 0 of ``tracker``, emptied first
+    to ``fresh`` (its state before any epoch: no confusion matrix, row or picture recorded)."""
+    tracker.load_state_dict(fresh)
     amp = (torch.autocast("cuda", dtype=torch.bfloat16)
            if config.train.amp and device.type == "cuda" else contextlib.nullcontext())
     with amp:
@@ -214,11 +225,11 @@ def _gather(measured: list[Measured]) -> list[Measured]:
     return [m for part in gathered for m in part] if gathered is not None else []
 
 
-def _write(run: RunDir, config: Config, bundle: DatasetBundle, spaces: SpaceSet,
-           series: list[tuple[int, Path]], measured: list[Measured], ema: bool) -> RunDir:
+def _write(run: RunDir, tracker: Tracker, config: Config, series: list[tuple[int, Path]],
+           measured: list[Measured], ema: bool) -> RunDir:
     """The run directory: the checkpoints' epochs label the rows; ``checkpoints.json`` says which
-    file and which weights in it each epoch is."""
-    tracker = _tracker(config, bundle, spaces)
+    file and which weights in it each epoch is. ``tracker`` is the series' bound tracker, whose
+    components' settings and model's device ``environment.json`` records."""
     elapsed = np.cumsum([m.seconds for m in measured])
     tracker.load_state_dict({
         "epochs": list(range(len(measured))),
