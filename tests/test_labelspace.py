@@ -95,9 +95,9 @@ def test_theoretical_accuracy_against_the_exact_expectation_over_random_spaces()
 @pytest.mark.parametrize(
     ("t", "message"),
     [
-        ([[0, 1]], r"The 't' parameter of LabelSpace must be a non-empty 1-d integer array"),
+        ([[0, 1]], r"The 't' parameter of LabelSpace must be a 1-d integer array"),
         ([0.5, 1.0], r"1-d integer array\. Got shape \(2,\) and dtype float64 instead\."),
-        ([0, -1], r"must be >= 0\. Got -1 instead\."),
+        ([0, -1], r"must hold values >= 0\. Got values in \[-1, 0\] instead\."),
         ([0, 2], r"group 1 is empty"),
     ],
 )

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hypbias._validation import check_int, check_label_values
+from hypbias._validation import check_int, check_label_values, check_range, integer_array
 from hypbias.hierarchy.tree import Hierarchy
 
 
@@ -35,14 +35,8 @@ class LabelSpace:
     """
 
     def __init__(self, t: Any, names: Sequence[str] | None = None) -> None:
-        arr = np.asarray(t)
-        if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(
-                "The 't' parameter of LabelSpace must be a non-empty 1-d integer array. "
-                f"Got shape {arr.shape} and dtype {arr.dtype} instead."
-            )
-        if arr.min() < 0:
-            raise ValueError(f"The 't' parameter of LabelSpace must be >= 0. Got {arr.min()} instead.")
+        arr = integer_array(np.asarray(t), "t", "LabelSpace")
+        check_range(arr, "t", "LabelSpace", 0, None)
         sizes = np.bincount(arr)
         if (sizes == 0).any():
             raise ValueError(
