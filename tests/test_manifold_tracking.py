@@ -290,3 +290,28 @@ def test_analyze_checkpoints_labels_the_pictures_of_each_checkpoint_with_its_epo
     for epoch, pic in read_pictures(tracked_arrays)["body.act2"].items():
         np.testing.assert_array_equal(series[epoch].labels, pic.labels)
         np.testing.assert_allclose(series[epoch].points, pic.points, atol=1e-4)
+
+
+def test_covers_and_pictures_read_one_pass_over_the_sample():
+    """A measured epoch runs the model once over the query and support examples, for the analysed
+    layers and the pictured ones together (here a layer that is only pictured)."""
+    hierarchy = Hierarchy.from_nested({"a": ["a0", "a1", "a2"], "b": ["b0", "b1", "b2"]})
+    y = torch.arange(6).repeat_interleave(10)
+    data = {split: TensorDataset(torch.randn(60, 8, generator=torch.Generator().manual_seed(1)), y)
+            for split in ("train", "val")}
+    torch.manual_seed(0)
+    model = TokenNet(6)
+    tracker = Tracker.from_hierarchy(
+        hierarchy, ("val",), hypernyms=[2], random_draws=1, nc=False, mistakes=False, epochs=0,
+        data=data, manifold={"every": 1, "layers": ["tokens"], "pictures": ["head"], "k": 3,
+                             "token": "cls", "space": "raw", "probes": False, "n_epochs": 20})
+    tracker.bind(model)
+    tracker.evaluate(model, DataLoader(data["val"], batch_size=16), split="val")
+    inputs = []
+    handle = model.register_forward_pre_hook(lambda module, args: inputs.append(len(args[0])))
+    tracker.end_epoch(0)
+    handle.remove()
+    assert inputs == [36]  # 3 query + 3 support examples of each of the 6 classes, one batch
+    assert {r["layer"] for r in tracker.rows if r["metric"] == "ccc_cover"} == {"tokens"}
+    arrays = next(c for c in tracker.components if c.name == "manifold").artifacts()
+    assert "umap2d:head:0:points" in arrays and "umap2d:tokens:0:points" not in arrays

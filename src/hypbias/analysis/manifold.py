@@ -152,6 +152,18 @@ def cover_rows(query: Any, query_labels: np.ndarray, support: Any, support_label
                  v, layer) for metric, v in values.items()]
 
 
+def cover_features(model: nn.Module, layers: Sequence[str], query: Labelled, support: Labelled,
+                   settings: ManifoldSettings | None = None) -> dict[str, torch.Tensor]:
+    """The features the covers read: ``layers`` of ``model`` on the query examples followed by the
+    support examples, global max over maps (footnote 3) or ``settings.token`` for sequences.
+
+    Returns ``name -> tensor of shape (n_query + n_support, D_layer)``, in the order of ``layers``.
+    """
+    settings = settings or ManifoldSettings()
+    return extract_features(model, torch.cat([query.x, support.x]), layers, "max",
+                            settings.batch_size, settings.token)
+
+
 def manifold_metrics(
     model: nn.Module,
     layers: Sequence[str],
@@ -166,6 +178,7 @@ def manifold_metrics(
     probe_test: Labelled | None = None,
     probe_split_name: str = "val",
     settings: ManifoldSettings | None = None,
+    features: Mapping[str, torch.Tensor] | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Per-layer manifold alignment and probe accuracy of ``model`` at one epoch.
@@ -183,6 +196,8 @@ def manifold_metrics(
         when either is None
     probe_split_name : the split the probe samples come from
     settings : ManifoldSettings; default ``ManifoldSettings()``
+    features : :func:`cover_features` of (at least) ``layers`` when the caller has them already
+        (the tracker's pictures read the same features); None extracts them here
     progress : show a progress bar over the layers
 
     Returns
@@ -197,8 +212,8 @@ def manifold_metrics(
                                "umap" if settings.space == "both" else settings.space,
                                settings.n_neighbors, n_epochs=settings.n_epochs)
     n_q = len(query.x)
-    inputs = torch.cat([query.x, support.x])
-    feats = extract_features(model, inputs, layers, "max", settings.batch_size, settings.token)
+    feats = dict(features) if features is not None else cover_features(model, layers, query,
+                                                                         support, settings)
     probing = probe_train is not None and probe_test is not None
     if probing:
         probe_feats = extract_features(model, torch.cat([probe_train.x, probe_test.x]), layers,
@@ -227,4 +242,5 @@ def manifold_metrics(
     return rows
 
 
-__all__ = ["COVER_SPACES", "Labelled", "ManifoldSettings", "cover_rows", "manifold_metrics"]
+__all__ = ["COVER_SPACES", "Labelled", "ManifoldSettings", "cover_features", "cover_rows",
+           "manifold_metrics"]

@@ -136,7 +136,18 @@ def layer_pictures(model: nn.Module, layers: Sequence[str], inputs: torch.Tensor
     sequences), so the picture shows what the covers measure.
     """
     feats = extract_features(model, inputs, layers, "max", batch_size, token)
-    return [make_picture(feats.pop(layer), labels, num_classes, layer=layer, epoch=epoch, seed=seed,
+    return feature_pictures(feats, layers, labels, num_classes, epoch=epoch, seed=seed,
+                            max_points=max_points, anchor=anchor, n_neighbors=n_neighbors,
+                            n_epochs=n_epochs)
+
+
+def feature_pictures(features: Mapping[str, Any], layers: Sequence[str], labels: Any,
+                     num_classes: int, *, epoch: int, seed: int = 0, max_points: int = 5000,
+                     anchor: int = 0, n_neighbors: int = 15, n_epochs: int | None = None
+                     ) -> list[Picture]:
+    """The pictures of ``layers`` from features already extracted: ``features`` maps each layer to
+    an array (n, D) of the examples with fine ``labels`` (n,) (:func:`make_picture` per layer)."""
+    return [make_picture(features[layer], labels, num_classes, layer=layer, epoch=epoch, seed=seed,
                          max_points=max_points, anchor=anchor, n_neighbors=n_neighbors,
                          n_epochs=n_epochs) for layer in layers]
 
@@ -222,5 +233,5 @@ def centre_agreement(centres: Any, t: Any) -> tuple[float, float]:
 
 
 __all__ = ["FIELDS", "PREFIX", "Picture", "anchor_distances", "anchor_index", "centre_agreement",
-           "class_means", "layer_pictures", "make_picture", "picture_arrays", "picture_sample",
-           "read_pictures"]
+           "class_means", "feature_pictures", "layer_pictures", "make_picture", "picture_arrays",
+           "picture_sample", "read_pictures"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from hypbias.analysis.manifold import cover_features
 from hypbias.analysis.metric_names import split_metric
 from hypbias.analysis.probe_comparison import probe_comparison
 from hypbias.analysis.sampling import probe_split
@@ -91,8 +92,10 @@ def analyze_checkpoints(run_dir: str | Path, overrides: Sequence[str] = (), *,
         payload = read_checkpoint(path)
         check_config(payload, path, config)
         epoch = load_evaluated_weights(payload, model)
-        rows.extend(analyse_model(model, layers, inputs, epoch, progress=progress))
-        pictures += draw_pictures(model, drawn, inputs, epoch)
+        features = cover_features(model, list(dict.fromkeys([*layers, *drawn])), inputs.query,
+                                  inputs.support, inputs.settings)
+        rows.extend(analyse_model(model, layers, inputs, epoch, features, progress=progress))
+        pictures += draw_pictures(features, drawn, inputs, epoch)
     if probe_types is not None:
         rows += probe_type_rows(model, layers, inputs, ctx, probe_types, epoch, few_k=mf.probe_k)
     replace_rows(run, config, lambda name: analyzed_metric(name, probe_types is not None), rows)

@@ -9,18 +9,25 @@ pictures of Fig. 1b, 12 and 13 (``manifold.pictures``), kept in ``manifold.npz``
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from hypbias.analysis.manifold import COVER_SPACES, Labelled, ManifoldSettings, manifold_metrics
+from hypbias.analysis.manifold import (
+    COVER_SPACES,
+    Labelled,
+    ManifoldSettings,
+    cover_features,
+    manifold_metrics,
+)
 from hypbias.analysis.sampling import probe_split, sample_query_support
 from hypbias.analysis.umap_pictures import (
     Picture,
     anchor_index,
-    layer_pictures,
+    feature_pictures,
     picture_arrays,
     read_pictures,
 )
@@ -245,32 +252,35 @@ class ManifoldTracker(TrackerComponent):
             raise ValueError("ManifoldTracker needs the model: call Tracker.end_epoch(epoch, model=model)")
         if distributed.rank() != 0:  # every rank holds the same model; one analysis suffices
             return []
-        rows = analyse_model(model, self.layers, self.inputs, epoch, progress=self.progress)
-        self.pictures += draw_pictures(model, self.picture_layers, self.inputs, epoch)
+        inputs = self.inputs
+        # one pass over the query and support examples serves the covers and the pictures
+        features = cover_features(model, list(dict.fromkeys([*self.layers, *self.picture_layers])),
+                                  inputs.query, inputs.support, inputs.settings)
+        rows = analyse_model(model, self.layers, inputs, epoch, features, progress=self.progress)
+        self.pictures += draw_pictures(features, self.picture_layers, inputs, epoch)
         return rows
 
 
 def analyse_model(model: torch.nn.Module, layers: list[str], inputs: ManifoldInputs, epoch: int,
+                  features: Mapping[str, torch.Tensor] | None = None,
                   progress: bool = True) -> list[MetricRow]:
-    """The manifold rows of one model state."""
+    """The manifold rows of one model state; ``features``: its :func:`cover_features` of (at
+    least) ``layers`` when already extracted."""
     return manifold_metrics(model, layers, inputs.query, inputs.support, inputs.graph_distance,
                             inputs.spaces, epoch=epoch, split=inputs.split,
                             probe_train=inputs.probe_train, probe_test=inputs.probe_test,
-                            settings=inputs.settings, progress=progress)
+                            settings=inputs.settings, features=features, progress=progress)
 
 
-def draw_pictures(model: torch.nn.Module, layers: list[str], inputs: ManifoldInputs,
+def draw_pictures(features: Mapping[str, torch.Tensor], layers: list[str], inputs: ManifoldInputs,
                   epoch: int) -> list[Picture]:
-    """The 2-D UMAP pictures of ``layers`` on the query and support examples (Fig. 1b, 12, 13)."""
-    if not layers:
-        return []
+    """The 2-D UMAP pictures of ``layers`` on the query and support examples (Fig. 1b, 12, 13), from
+    their :func:`cover_features` (the pictures show what the covers measure)."""
     settings = inputs.settings
-    return layer_pictures(model, layers, torch.cat([inputs.query.x, inputs.support.x]),
-                          np.concatenate([inputs.query.y, inputs.support.y]),
-                          len(inputs.graph_distance), epoch=epoch, seed=settings.seed,
-                          max_points=inputs.picture_points, anchor=inputs.anchor,
-                          n_neighbors=settings.n_neighbors, n_epochs=settings.n_epochs,
-                          token=settings.token, batch_size=settings.batch_size)
+    return feature_pictures(features, layers, np.concatenate([inputs.query.y, inputs.support.y]),
+                            len(inputs.graph_distance), epoch=epoch, seed=settings.seed,
+                            max_points=inputs.picture_points, anchor=inputs.anchor,
+                            n_neighbors=settings.n_neighbors, n_epochs=settings.n_epochs)
 
 
 def measured_epochs(every: Any, last: int, ctx: ComponentContext) -> set[int]:
