@@ -146,19 +146,20 @@ def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: 
                 _log(loggers, logged, m, spaces)
         for logger in loggers:
             logger.close()
-        run = _write(RunDir(Path(out)), tracker, config, series, measured, ema)
+        run = _write(RunDir(Path(out)), tracker, config, series, measured, logged, ema)
     distributed.teardown()
     return run
 
 
 def _log(loggers: list[EpochLogger], logged: list[dict[str, Any]], m: Measured,
          spaces: SpaceSet) -> None:
-    """Hand one measured checkpoint to the loggers, its rows labelled with its epoch; ``logged``
-    (the rows of ``log.csv`` so far) gains its row, ``seconds`` the evaluation time so far."""
+    """``logged`` (the rows of ``log.csv`` so far) gains the row of one measured checkpoint,
+    ``seconds`` the evaluation time so far; the loggers get the checkpoint, its rows labelled with
+    its epoch."""
+    logged.append({**m.log, "seconds": (logged[-1]["seconds"] if logged else 0.0) + m.seconds})
     if not loggers:
         return
     epoch = int(m.log["epoch"])
-    logged.append({**m.log, "seconds": (logged[-1]["seconds"] if logged else 0.0) + m.seconds})
     dispatch(loggers, epoch, logged, m.confusion, spaces, [{**r, "epoch": epoch} for r in m.rows])
 
 
@@ -226,16 +227,16 @@ def _gather(measured: list[Measured]) -> list[Measured]:
 
 
 def _write(run: RunDir, tracker: Tracker, config: Config, series: list[tuple[int, Path]],
-           measured: list[Measured], ema: bool) -> RunDir:
+           measured: list[Measured], logged: list[dict[str, Any]], ema: bool) -> RunDir:
     """The run directory: the checkpoints' epochs label the rows; ``checkpoints.json`` says which
     file and which weights in it each epoch is. ``tracker`` is the series' bound tracker, whose
-    components' settings and model's device ``environment.json`` records."""
-    elapsed = np.cumsum([m.seconds for m in measured])
+    components' settings and model's device ``environment.json`` records; ``logged`` the rows of
+    ``log.csv`` as the loggers got them (:func:`_log`)."""
     tracker.load_state_dict({
         "epochs": list(range(len(measured))),
         "history": {s: [m.confusion[s] for m in measured] for s in tracker.splits},
         "rows": [row for m in measured for row in m.rows],
-        "log": [{**m.log, "seconds": float(t)} for m, t in zip(measured, elapsed, strict=True)],
+        "log": sorted(logged, key=lambda row: row["epoch"]),
         "components": {},
     })
     plain = config.as_dict()
