@@ -150,8 +150,8 @@ def test_hier_dist_at_one_is_severity_times_error_rate(tree):
     (lambda: mistake_severity(np.zeros((2, 10)), [0, 1], "tree"),
      "The 'hierarchy' parameter of mistake_severity must be a Hierarchy. Got str instead."),
     (lambda: TREE.lca_distance_matrix("graph"),
-     "The 'convention' parameter of Hierarchy.lca_distance_matrix must be one of 'height', "
-     "'depth'. Got 'graph' instead."),
+     "The 'convention' parameter of Hierarchy.lca_distance_matrix must be one of 'depth', "
+     "'height'. Got 'graph' instead."),
     (lambda: HierarchicalMistakes(TREE, ks=[1, 20]),
      "The 'ks' parameter of HierarchicalMistakes must be an int in [1, 10]. Got 20 instead."),
     (lambda: HierarchicalMistakes(TREE).update(torch.zeros(0, 10), torch.zeros(0, dtype=int)),

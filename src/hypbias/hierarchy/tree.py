@@ -25,6 +25,10 @@ from hypbias.errors import HierarchyError
 ROOT_NAME = "<root>"
 """Name of the synthetic root added when a hierarchy has several roots."""
 
+LCA_CONVENTIONS = ("depth", "height")
+"""The conventions of :meth:`Hierarchy.lca_distance_matrix`; the first is the default of the
+metrics and losses that take an ``lca`` option."""
+
 NodeRef = int | str
 
 
@@ -326,7 +330,8 @@ class Hierarchy:
         """h(i, j) for all class pairs, array of shape (C, C) of int64."""
         return self._node_height[self._lca_matrix()]
 
-    def lca_distance_matrix(self, convention: str = "height") -> np.ndarray:
+    def lca_distance_matrix(self, convention: str = "height", *, name: str = "convention",
+                            owner: str = "Hierarchy.lca_distance_matrix") -> np.ndarray:
         """LCA distances between all class pairs, array of shape (C, C) of int64, 0 on the diagonal.
 
         Two conventions, equal on trees whose leaves all lie at depth H (DESIGN.md §2):
@@ -337,8 +342,12 @@ class Hierarchy:
           published mistake-severity and hierarchical-distance numbers (the ``ilsvrc_distances``
           files released with Bertinetto et al. 2020, "Making Better Mistakes", which give 0 for
           i = j). On a leaf shallower than H it grows with the depth it lacks.
+
+        ``convention`` must be one of :data:`LCA_CONVENTIONS`; ``name`` and ``owner`` word the
+        error otherwise, so that a caller's own option (the ``lca`` of a metric or loss) is checked
+        here, once.
         """
-        check_choice(convention, "convention", "Hierarchy.lca_distance_matrix", ("height", "depth"))
+        check_choice(convention, name, owner, LCA_CONVENTIONS)
         if convention == "height":
             return self.lca_height_matrix()
         out = self.height - self._depth[self._lca_matrix()]

@@ -8,11 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from hypbias._validation import check_choice, check_float
-from hypbias.hierarchy.tree import Hierarchy
+from hypbias.hierarchy.tree import LCA_CONVENTIONS, Hierarchy
 from hypbias.losses._common import REDUCTIONS, check_hierarchy, checked_logits, reduce
 from hypbias.losses.options import LossSpec, Option
-
-LCA_CONVENTIONS = ("depth", "height")
 
 
 class SoftLabelCrossEntropy(nn.Module):
@@ -51,10 +49,10 @@ class SoftLabelCrossEntropy(nn.Module):
         owner = "SoftLabelCrossEntropy"
         h = check_hierarchy(hierarchy, owner)
         self.beta = check_float(beta, "beta", owner, low=0.0, low_open=True)
-        self.lca = check_choice(lca, "lca", owner, LCA_CONVENTIONS)
+        distance = h.lca_distance_matrix(lca, name="lca", owner=owner).astype(np.float64)
+        self.lca = lca
         self.reduction = check_choice(reduction, "reduction", owner, REDUCTIONS)
         self.num_classes = h.num_classes
-        distance = h.lca_distance_matrix(convention=self.lca).astype(np.float64)
         scores = np.exp(-self.beta * distance / distance.max())  # exp(0) on the diagonal: no shift
         targets = scores / scores.sum(axis=1, keepdims=True)
         self.register_buffer("soft_targets", torch.as_tensor(targets, dtype=torch.float32),

@@ -29,16 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from hypbias._validation import check_choice, check_int
+from hypbias._validation import check_int
 from hypbias.hierarchy.tree import Hierarchy
 from hypbias.metrics._inputs import logits_and_targets
 from hypbias.metrics.base import Accumulator, State
 
 DEFAULT_KS = (1, 5, 10, 20)
 """The k of the hierarchical top-k distance tracked by default (those that do not exceed C)."""
-
-LCA_CONVENTIONS = ("depth", "height")
-"""Values of the ``lca`` option; the first is the default."""
 
 SEVERITY = "mistake_severity"
 """Metric name of the mistake severity in ``metrics.csv``."""
@@ -54,7 +51,7 @@ def lca_distances(hierarchy: Hierarchy, lca: str, owner: str) -> np.ndarray:
     if not isinstance(hierarchy, Hierarchy):
         raise ValueError(f"The 'hierarchy' parameter of {owner} must be a Hierarchy. "
                          f"Got {type(hierarchy).__name__} instead.")
-    return hierarchy.lca_distance_matrix(check_choice(lca, "lca", owner, LCA_CONVENTIONS))
+    return hierarchy.lca_distance_matrix(lca, name="lca", owner=owner)
 
 
 def hierarchical_sums(logits: torch.Tensor, targets: torch.Tensor, distances: torch.Tensor,

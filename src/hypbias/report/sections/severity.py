@@ -4,7 +4,7 @@ et al. 2020; the course report's §3), per epoch."""
 from __future__ import annotations
 
 from hypbias.analysis.findings import chance_severity, severity_finding
-from hypbias.metrics.hierarchical import LCA_CONVENTIONS
+from hypbias.hierarchy.tree import LCA_CONVENTIONS
 from hypbias.report.figures_compare import plot_severity_overlay
 from hypbias.report.html import Section
 from hypbias.report.sections import RunContext, register_section

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from hypbias.hierarchy.tree import Hierarchy
-from hypbias.metrics.hierarchical import LCA_CONVENTIONS, HierarchicalMistakes
+from hypbias.hierarchy.tree import LCA_CONVENTIONS, Hierarchy
+from hypbias.metrics.hierarchical import HierarchicalMistakes
 from hypbias.metrics.rows import MetricRow, metric_row
 from hypbias.train.components import ComponentContext, register_component
 from hypbias.train.config.schema import Bool, Choice, Section, key
