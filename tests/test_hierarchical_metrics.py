@@ -127,6 +127,20 @@ def test_hier_dist_at_one_is_severity_times_error_rate(tree):
     assert out["hier_dist@1"] == pytest.approx(out["mistake_severity"] * error)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batches_on_another_device_than_the_state(tree):
+    rng = np.random.default_rng(3)
+    logits, y = torch.tensor(rng.standard_normal((90, 10))), torch.tensor(rng.integers(0, 10, 90))
+    on_cpu = HierarchicalMistakes(tree, ks=[1, 5], device="cpu")
+    for part in range(3):  # every batch on the GPU, the state pinned to the CPU
+        rows = slice(30 * part, 30 * (part + 1))
+        on_cpu.update(logits[rows].cuda(), y[rows].cuda())
+    assert on_cpu.sums.device.type == "cpu"
+    want = HierarchicalMistakes(tree, ks=[1, 5])
+    want.update(logits, y)
+    assert on_cpu.compute() == pytest.approx(want.compute())
+
+
 @pytest.mark.parametrize(("call", "message"), [
     (lambda: hierarchical_topk_distance(np.zeros((2, 10)), [0, 1], TREE, 11),
      "The 'k' parameter of hierarchical_topk_distance must be an int in [1, 10]. Got 11 instead."),

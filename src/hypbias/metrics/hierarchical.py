@@ -170,6 +170,7 @@ class HierarchicalMistakes(Accumulator):
         self.num_classes = c
         self.lca = lca
         self.num_sums = 3 + len(self.ks)
+        self._distance_copies: dict[torch.device, torch.Tensor] = {}
         super().__init__(device)
 
     def signature(self) -> dict[str, Any]:
@@ -184,11 +185,19 @@ class HierarchicalMistakes(Accumulator):
         """Add a batch: finite logits of shape (N, C), targets of shape (N,) in [0, C)."""
         logits, targets = logits_and_targets(logits, targets, self.num_classes,
                                              "HierarchicalMistakes.update")
-        dev = logits.device
-        state_device = self._device_for(dev)
-        distances = self.distances if dev == state_device else self.distances.to(dev)
-        sums = hierarchical_sums(logits.detach(), targets.long(), distances, self.ks)
+        state_device = self._device_for(logits.device)
+        sums = hierarchical_sums(logits.detach(), targets.long(), self._distances_on(logits.device),
+                                 self.ks)
         self.sums += sums.to(state_device)
+
+    def _distances_on(self, device: torch.device) -> torch.Tensor:
+        """The (C, C) distances on ``device``: the buffer, or one cached copy per other device
+        (batches on another device than the state's are not copied the matrix every time)."""
+        if device == self.distances.device:
+            return self.distances
+        if device not in self._distance_copies:
+            self._distance_copies[device] = self.distances.to(device)
+        return self._distance_copies[device]
 
     def compute(self) -> dict[str, float]:
         """``{"mistake_severity": ..., "hier_dist@k": ...}``; NaN before any sample."""
