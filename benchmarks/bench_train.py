@@ -28,6 +28,7 @@ from hypbias.data import TensorSplit
 from hypbias.data.augment import make_augment
 from hypbias.train.config import load_config
 from hypbias.train.loop import (
+    DeviceMode,
     _Step,
     batches,
     build_bundle,
@@ -64,7 +65,7 @@ def bench_default(device: torch.device, repeats: int) -> None:
     optimizer = build_optimizer(model, tc)
     steps = -(-len(bundle.train) // tc.batch_size)
     step = _Step(model, model, optimizer, make_scheduler(optimizer, tc, steps * (repeats + 1)),
-                 make_loss(config, bundle, None), None, None, None)
+                 make_loss(config, bundle, None), None, None, DeviceMode())
     gen = torch.Generator().manual_seed(0)
 
     def train_epoch() -> None:

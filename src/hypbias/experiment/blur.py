@@ -24,7 +24,7 @@ from hypbias.rundir import RunDir
 from hypbias.train.checkpoint import check_config, checkpoints, load_evaluated_weights, read_checkpoint
 from hypbias.train.config import Config
 from hypbias.train.head import logits_of
-from hypbias.train.loop import batches, build_bundle, build_model, resolve_device
+from hypbias.train.loop import DeviceMode, batches, build_bundle, build_model, resolve_device
 
 SPLIT = "val"
 """The split whose images are blurred."""
@@ -100,18 +100,14 @@ def choose_checkpoints(run: RunDir, epochs: Sequence[int] | Literal["all"] | Non
 
 def evaluation_forward(model: torch.nn.Module, config: Config,
                        device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The model's logits as the loop evaluates them: bf16 autocast and channels_last on CUDA when
-    the run used them."""
-    cuda = device.type == "cuda"
-    channels_last = config.train.channels_last and cuda
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    """The model's logits as the loop evaluates them (:class:`~hypbias.train.loop.DeviceMode`:
+    bf16 autocast and channels_last on CUDA when the run used them)."""
+    mode = DeviceMode.of(config.train, device)
+    mode.prepare(model)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.train.amp and cuda):
-            return logits_of(model(x)).float()
+        with mode.autocast():
+            return logits_of(model(mode.inputs(x))).float()
 
     return forward
 

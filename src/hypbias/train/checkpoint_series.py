@@ -17,7 +17,6 @@ group is joined only for that gathering, so no statistic is summed over processe
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import sys
@@ -40,6 +39,7 @@ from hypbias.train.components import ComponentContext, build_components
 from hypbias.train.config import Config, load_config
 from hypbias.train.loggers import EpochLogger, build_loggers, dispatch, require_packages
 from hypbias.train.loop import (
+    DeviceMode,
     batches,
     build_bundle,
     build_model,
@@ -67,13 +67,18 @@ class Measured:
 
 
 class SplitBatches:
-    """Re-iterable evaluation batches of one split on ``device`` (as the training loop makes them)."""
+    """Re-iterable evaluation batches of one split on ``device``, as the training loop makes them
+    and as ``mode`` runs the model (:class:`~hypbias.train.loop.DeviceMode`)."""
 
-    def __init__(self, split: Any, batch_size: int, device: torch.device, num_workers: int) -> None:
+    def __init__(self, split: Any, batch_size: int, device: torch.device, num_workers: int,
+                 mode: DeviceMode) -> None:
         self.split, self.batch_size, self.device, self.num_workers = split, batch_size, device, num_workers
+        self.mode = mode
 
     def __iter__(self):
-        return batches(self.split, self.batch_size, device=self.device, num_workers=self.num_workers)
+        for x, y in batches(self.split, self.batch_size, device=self.device,
+                            num_workers=self.num_workers):
+            yield self.mode.inputs(x), y
 
 
 def series_config(config: str | Path | None, model: str, overrides: Sequence[str] = (),
@@ -118,6 +123,8 @@ def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: 
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     device = resolve_device(config.train.device, config.origins)
     model = build_model(config.model, bundle, config.origins).to(device)
+    mode = DeviceMode.of(config.train, device)
+    mode.prepare(model)
     tracker = _tracker(config, bundle, spaces, model)
     fresh = tracker.state_dict()
     mine = list(range(rank, len(series), world))
@@ -133,7 +140,7 @@ def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: 
         state, source = read_checkpoint_weights(path, ema=ema, strip=strip)
         load_weights(model, state, path)
         measured.append(_measure(model, tracker, fresh, config, bundle, position, epoch, source,
-                                 device))
+                                 device, mode))
         measured[-1].seconds = time.perf_counter() - start
         _log(loggers, logged, measured[-1], spaces)
     if world > 1:
@@ -183,16 +190,15 @@ def _tracker(config: Config, bundle: DatasetBundle, spaces: SpaceSet,
 @torch.no_grad()
 def _measure(model: torch.nn.Module, tracker: Tracker, fresh: dict[str, Any], config: Config,
              bundle: DatasetBundle, position: int, epoch: int, source: str,
-             device: torch.device) -> Measured:
+             device: torch.device, mode: DeviceMode) -> Measured:
     """One checkpoint (its weights in ``model``) measured as epoch 0 of ``tracker``, emptied first
-    to ``fresh`` (its state before any epoch: no confusion matrix, row or picture recorded)."""
+    to ``fresh`` (its state before any epoch: no confusion matrix, row or picture recorded), the
+    model run as the training loop evaluates it (``mode``)."""
     tracker.load_state_dict(fresh)
-    amp = (torch.autocast("cuda", dtype=torch.bfloat16)
-           if config.train.amp and device.type == "cuda" else contextlib.nullcontext())
-    with amp:
+    with mode.autocast():
         for split in tracker.splits:
             data = SplitBatches(bundle.split(split), config.track.eval_batch_size, device,
-                                config.train.num_workers)
+                                config.train.num_workers, mode)
             tracker.evaluate(model, data, split)
     tracker.end_epoch(0, model)
     rows = [{**row, "epoch": position} for row in tracker.rows]

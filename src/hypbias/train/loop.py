@@ -265,16 +265,46 @@ def batches(split: Dataset, batch_size: int, *, device: torch.device,
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
-def _memory_format(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    if x.ndim == 4 and getattr(model, "_hypbias_channels_last", False):
-        return x.contiguous(memory_format=torch.channels_last)
-    return x
+@dataclass(frozen=True)
+class DeviceMode:
+    """How the model runs on its device, as the ``train:`` section asks: bf16 autocast on CUDA when
+    ``train.amp``; weights and image batches in channels_last on CUDA when ``train.channels_last``.
+
+    Training and every evaluation of the weights (each epoch's, a checkpoint series', the blurred
+    images') run this way. ``DeviceMode()`` runs the model as it is.
+    """
+
+    amp: bool = False
+    channels_last: bool = False
+
+    @classmethod
+    def of(cls, tc: TrainSection, device: torch.device) -> DeviceMode:
+        cuda = device.type == "cuda"
+        return cls(amp=tc.amp and cuda, channels_last=tc.channels_last and cuda)
+
+    def prepare(self, model: nn.Module) -> None:
+        """Put the model's weights in the memory format its inputs will have."""
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch as the model takes it: channels_last when it is a batch of images (N, C, H, W)."""
+        if self.channels_last and x.ndim == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA when asked for; a null context otherwise."""
+        if self.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
 
 @torch.no_grad()
 def evaluate(model: Classifier, bundle: DatasetBundle, tracker: Tracker, device: torch.device,
-             batch_size: int, autocast: contextlib.AbstractContextManager | None = None) -> None:
-    """One evaluation pass per tracked split (and a second where a component asks for it).
+             batch_size: int, mode: DeviceMode = DeviceMode()) -> None:
+    """One evaluation pass per tracked split (and a second where a component asks for it), the
+    model run as ``mode`` says.
 
     Under torchrun each process evaluates a disjoint shard (every ``world``-th sample) and the
     tracker's statistics are summed over processes afterwards. Raises :class:`NonFiniteOutputs`
@@ -293,8 +323,8 @@ def evaluate(model: Classifier, bundle: DatasetBundle, tracker: Tracker, device:
             if k == 1:
                 tracker.before_second_pass(split)
             for x, y in batches(data, batch_size, device=device, indices=shard):
-                with autocast or contextlib.nullcontext():
-                    logits, feats = model.forward_with_features(_memory_format(x, model))
+                with mode.autocast():
+                    logits, feats = model.forward_with_features(mode.inputs(x))
                 if not bool(torch.isfinite(logits).all() & torch.isfinite(feats).all()):
                     raise NonFiniteOutputs(split)
                 feed(logits.float(), y, split=split, features=feats.float())
@@ -314,7 +344,7 @@ class _Step:
     loss_fn: Callable
     augment: Callable | None
     ema: ModelEMA | None
-    autocast: contextlib.AbstractContextManager | None
+    mode: DeviceMode
     views: int = 1
     """Versions of each image the loss takes (:func:`training_views`)."""
 
@@ -393,21 +423,19 @@ def _build_step(config: Config, bundle: DatasetBundle, model: Classifier, spaces
     augment_gen = torch.Generator(device=device if device.type == "cuda" else "cpu")
     augment_gen.manual_seed(config.seed + 1)
     loss = make_loss(config, bundle, spaces.hypernyms).to(device)
-    step = _Step(_forward(model, tc, device, distributed.world_size()), model, optimizer,
+    mode = DeviceMode.of(tc, device)
+    step = _Step(_forward(model, tc, mode, device, distributed.world_size()), model, optimizer,
                  make_scheduler(optimizer, tc, steps_per_epoch), loss,
                  make_augment(tc.augment, augment_gen), ModelEMA(model, tc.ema) if tc.ema else None,
-                 torch.autocast("cuda", dtype=torch.bfloat16) if tc.amp and device.type == "cuda"
-                 else None,
-                 loss.views if isinstance(loss, JensenShannonCrossEntropy) else 1)
+                 mode, loss.views if isinstance(loss, JensenShannonCrossEntropy) else 1)
     return step, augment_gen
 
 
-def _forward(model: Classifier, tc: TrainSection, device: torch.device,
+def _forward(model: Classifier, tc: TrainSection, mode: DeviceMode, device: torch.device,
              world: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The model as trained: channels_last, DistributedDataParallel and torch.compile as configured."""
-    if tc.channels_last and device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-        model._hypbias_channels_last = True
+    """The model as trained: in ``mode``'s memory format, with DistributedDataParallel and
+    torch.compile as configured."""
+    mode.prepare(model)
     forward: Callable[[torch.Tensor], torch.Tensor] = model
     if world > 1:
         forward = distributed.wrap(model, device)
@@ -425,8 +453,8 @@ def train_one_epoch(step: _Step, batch_iter: Iterator[tuple[torch.Tensor, torch.
     for x, y in tqdm(batch_iter, total=num_batches, leave=False, desc="batches",
                      disable=not progress or num_batches < 200):
         x = training_views(x, step.augment, step.views)
-        with step.autocast or contextlib.nullcontext():
-            loss = step.loss_fn(step.forward(_memory_format(x, step.model)), y)
+        with step.mode.autocast():
+            loss = step.loss_fn(step.forward(step.mode.inputs(x)), y)
         step.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         step.optimizer.step()
@@ -584,7 +612,7 @@ def _measure(t: Training, epoch: int, trained: dict[str, float],
             for name, value in (terms or {}).items()]
     with t.evaluated_weights():
         evaluate(t.model, t.bundle, t.tracker, t.device, t.config.track.eval_batch_size,
-                 t.step.autocast)
+                 t.step.mode)
         return t.tracker.end_epoch(epoch, t.model, log=trained, rows=rows)
 
 
