@@ -1,9 +1,10 @@
 """``hypbias analyze RUN_DIR``: the layer-wise manifold analysis of a run's saved checkpoints.
 
-The samples are drawn from the run's seed exactly as the tracker draws them, so the rows agree with
-those tracked during training, and the 2-D pictures of the same samples are drawn at every
-checkpoint (``manifold.npz``). With ``probe_types`` the last checkpoint's layers are also probed
-with few-shot and trained probes (Fig. 14).
+The tracker's manifold component (:class:`ManifoldTracker`) measures every checkpoint, on the
+samples it draws from the run's seed during training, so the rows agree with those tracked then,
+and the 2-D pictures of the same samples are drawn at every checkpoint (``manifold.npz``). With
+``probe_types`` the last checkpoint's layers are also probed with few-shot and trained probes
+(Fig. 14).
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from pathlib import Path
 
 import torch
 
-from hypbias.analysis.manifold import cover_features
 from hypbias.analysis.metric_names import split_metric
 from hypbias.analysis.probe_comparison import probe_comparison
 from hypbias.analysis.sampling import probe_split
-from hypbias.analysis.umap_pictures import Picture, picture_arrays
 from hypbias.data.base import split_labels
 from hypbias.errors import ConfigError, DataError
 from hypbias.experiment.base import component_context, open_run, replace_rows
@@ -25,15 +24,7 @@ from hypbias.metrics.rows import MetricRow
 from hypbias.rundir import RunDir
 from hypbias.train.checkpoint import check_config, checkpoints, load_evaluated_weights, read_checkpoint
 from hypbias.train.components import ComponentContext
-from hypbias.train.components.manifold import (
-    ManifoldInputs,
-    analyse_model,
-    draw_pictures,
-    labelled,
-    manifold_inputs,
-    picture_layers,
-    resolve_layers,
-)
+from hypbias.train.components.manifold import ManifoldInputs, ManifoldTracker, labelled, manifold_inputs
 from hypbias.train.config import apply_overrides
 from hypbias.train.config.files import parse_override
 from hypbias.train.head import find_head
@@ -84,23 +75,20 @@ def analyze_checkpoints(run_dir: str | Path, overrides: Sequence[str] = (), *,
     mf = analysed.components["manifold"]
     inputs = manifold_inputs(mf, ctx)
     model = build_model(analysed.model, bundle, analysed.origins)
-    layers = resolve_layers(mf, model, ctx)
-    drawn = picture_layers(mf, model, find_head(model)[1], layers, ctx)
+    tracker = ManifoldTracker(mf, ctx, inputs, epochs=set())  # measures each checkpoint it is given
+    tracker.bind(model, find_head(model)[1])
     rows: list[MetricRow] = []
-    pictures: list[Picture] = []
     for path in tqdm(found, desc="checkpoints", disable=not progress):
         payload = read_checkpoint(path)
         check_config(payload, path, config)
         epoch = load_evaluated_weights(payload, model)
-        features = cover_features(model, list(dict.fromkeys([*layers, *drawn])), inputs.query,
-                                  inputs.support, inputs.settings)
-        rows.extend(analyse_model(model, layers, inputs, epoch, features, progress=progress))
-        pictures += draw_pictures(features, drawn, inputs, epoch)
+        rows += tracker.end_epoch(epoch, model)
     if probe_types is not None:
-        rows += probe_type_rows(model, layers, inputs, ctx, probe_types, epoch, few_k=mf.probe_k)
+        rows += probe_type_rows(model, tracker.layers, inputs, ctx, probe_types, epoch,
+                                few_k=mf.probe_k)
     replace_rows(run, config, lambda name: analyzed_metric(name, probe_types is not None), rows)
-    run.write_npz("manifold.npz", {**inputs.indices, **picture_arrays(pictures)})
-    run.write_json("analysis.json", {"layers": layers, "pictures": drawn,
+    run.write_npz("manifold.npz", tracker.artifacts())
+    run.write_json("analysis.json", {"layers": tracker.layers, "pictures": tracker.picture_layers,
                                      "checkpoints": [p.name for p in found],
                                      "probe_types_per_class": probe_types,
                                      "settings": inputs.settings.as_dict(), "manifold": mf.as_dict()})
