@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from hypbias.cli import main
@@ -189,3 +190,13 @@ def test_overwrite_removes_every_file_of_the_earlier_run(tiny, tmp_path):
     assert not (out / "checkpoints").exists() and not (out / "figures").exists()
     assert (out / "notes.txt").read_text() == "mine"  # not a run file: kept
     assert RunDir(out).confusion()["val"].shape[0] == 3
+
+
+def test_a_checkpoint_holds_the_epoch_log_once_in_the_trackers_state(tiny, tmp_path):
+    out = tmp_path / "r"
+    assert main(["run", str(tiny), "--out", str(out), *QUIET, "--set", "train.epochs=1"]) == 0
+    payload = torch.load(out / "checkpoints" / "epoch_001.pt", weights_only=True)
+    assert "log" not in payload
+    logged = pd.DataFrame(payload["tracker"]["log"])
+    pd.testing.assert_frame_equal(logged.drop(columns=TIMING),
+                                  RunDir(out).log.drop(columns=TIMING), check_like=True)

@@ -44,7 +44,9 @@ class TrainingState:
     ema: ModelEMA | None
     config: Config
 
-    def save(self, path: Path, log: list[dict[str, float]], elapsed: float) -> None:
+    def save(self, path: Path, elapsed: float) -> None:
+        """Write every object's state and ``elapsed`` (seconds of the run so far); the epoch log
+        travels in the tracker's state."""
         payload = {
             "epoch": self.tracker.epochs[-1],
             "config": self.config.as_dict(),
@@ -62,13 +64,12 @@ class TrainingState:
                 "data_order": self.data_order.get_state(),
                 "augment": self.augment.get_state(),
             },
-            "log": storable(log),
             "elapsed": elapsed,
         }
         atomic_torch_save(path, payload)
 
-    def load(self, payload: Mapping[str, Any]) -> tuple[list[dict[str, float]], float]:
-        """Restore everything from a checkpoint's payload; returns the epoch log and elapsed seconds."""
+    def load(self, payload: Mapping[str, Any]) -> float:
+        """Restore everything from a checkpoint's payload; returns the elapsed seconds."""
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
@@ -85,7 +86,7 @@ class TrainingState:
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.data_order.set_state(rng["data_order"])
         self.augment.set_state(rng["augment"].to(self.augment.get_state().device))
-        return list(payload["log"]), float(payload["elapsed"])
+        return float(payload["elapsed"])
 
 
 def storable(obj: Any) -> Any:

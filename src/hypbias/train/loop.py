@@ -545,7 +545,7 @@ def run_training(t: Training, *, progress: bool = True, checkpoint_dir: Path | N
     :attr:`TrainResult.diverged` set, at the first epoch whose loss or outputs are not finite;
     Ctrl-C raises :class:`~hypbias.errors.TrainingInterrupted`.
     """
-    _, elapsed = t.state.load(restore) if restore is not None else ([], 0.0)
+    elapsed = t.state.load(restore) if restore is not None else 0.0
     start = time.perf_counter() - elapsed
     rank = distributed.rank()
     saving = checkpoint_dir is not None and t.config.train.save_every > 0 and rank == 0
@@ -559,8 +559,7 @@ def run_training(t: Training, *, progress: bool = True, checkpoint_dir: Path | N
                 first_lr = t.step.optimizer.param_groups[0]["lr"]
                 _measure(t, 0, {"loss": float("nan"), "lr": first_lr, "images_per_s": float("nan")})
                 if saving:  # the untrained model, for analyses of checkpoints after the fact
-                    t.state.save(checkpoint_dir / "epoch_000.pt", t.tracker.log,
-                                 time.perf_counter() - start)
+                    t.state.save(checkpoint_dir / "epoch_000.pt", time.perf_counter() - start)
             bar = tqdm(range(t.tracker.next_epoch, epochs + 1), desc="epochs", leave=True,
                        disable=True if (not progress or rank) else None)
             for epoch in bar:
@@ -572,7 +571,7 @@ def run_training(t: Training, *, progress: bool = True, checkpoint_dir: Path | N
                 bar.set_postfix(loss=f"{trained['loss']:.3f}",
                                 **{s: f"{a:.1f}%" for s, a in acc.items()})
                 if saving and (epoch % t.config.train.save_every == 0 or epoch == epochs):
-                    t.state.save(checkpoint_dir / f"epoch_{epoch:03d}.pt", t.tracker.log,
+                    t.state.save(checkpoint_dir / f"epoch_{epoch:03d}.pt",
                                  time.perf_counter() - start)
         except NonFiniteOutputs:
             return _stopped(t, start, Divergence(epoch, "the model's outputs are not finite",
