@@ -18,6 +18,7 @@ from hypbias.metrics.collapse import (
     equinorm,
     nearest_mean_mismatch,
     neural_collapse,
+    neural_collapse_in_spaces,
     self_duality,
     superclass_classifier,
 )
@@ -69,6 +70,20 @@ def test_every_metric_matches_numpy_reference(data, which):
     assert set(ours) == set(ref)
     for key, value in ref.items():
         assert ours[key] == pytest.approx(value, rel=1e-8, abs=1e-12), key
+
+
+@pytest.mark.parametrize("data", DATASETS)
+def test_every_space_at_once_matches_numpy_reference(data):
+    features, labels, weight, bias, s, r = DATASETS[data]
+    spaces = {"H": None, "S": s, "R": r}
+    got = neural_collapse_in_spaces(accumulate(features, labels, batch=37), weight, bias, spaces)
+    assert list(got) == list(spaces)
+    for name, space in spaces.items():
+        ref = reference_collapse(features, labels, weight, bias, None if space is None else space.t)
+        del ref["nc4"]
+        assert set(got[name]) == set(ref)
+        for key, value in ref.items():
+            assert got[name][key] == pytest.approx(value, rel=1e-8, abs=1e-12), (name, key)
 
 
 @pytest.mark.parametrize("which", ["H", "S"])
@@ -258,6 +273,15 @@ NAN_FEATURES = np.array([[0.0, np.nan], [1.0, 1.0]])
     (lambda: neural_collapse(_stats(), np.ones((3, 2)), np.zeros(4)),
      "The 'bias' parameter of neural_collapse must have shape (3,) to match the statistics. "
      "Got (4,) instead."),
+    (lambda: neural_collapse(_stats(), np.ones((3, 2)), np.array([0.0, np.nan, 0.0])),
+     "The 'bias' parameter of neural_collapse must be finite. Got 1 non-finite values "
+     "(the first: nan) instead."),
+    (lambda: neural_collapse_in_spaces(_stats(), np.ones((3, 2)), None, [None]),
+     "The 'spaces' parameter of neural_collapse_in_spaces must be a non-empty mapping of names to "
+     "LabelSpace or None. Got [None] instead."),
+    (lambda: neural_collapse_in_spaces(_stats(), np.ones((3, 2)), None, {"S": LabelSpace([0, 1])}),
+     "The 'space' parameter of neural_collapse_in_spaces must be a LabelSpace of 3 classes or "
+     "None. Got a LabelSpace of 2 classes instead."),
     (lambda: neural_collapse(_stats(), np.ones((3, 2)), None, LabelSpace([0, 1])),
      "The 'space' parameter of neural_collapse must be a LabelSpace of 3 classes or None. "
      "Got a LabelSpace of 2 classes instead."),

@@ -19,6 +19,7 @@ from hypbias.metrics.collapse import (
     SpaceStatistics,
     nearest_mean_mismatch,
     neural_collapse,
+    neural_collapse_in_spaces,
 )
 from hypbias.metrics.confusion import ConfusionMatrix
 from hypbias.metrics.hierarchical import (
@@ -59,6 +60,7 @@ __all__ = [
     "mutual_cover_mean",
     "nearest_mean_mismatch",
     "neural_collapse",
+    "neural_collapse_in_spaces",
     "relative_accuracy",
     "relative_gain",
     "residual_relative_error",

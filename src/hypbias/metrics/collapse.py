@@ -253,6 +253,15 @@ def _check_space(space: Any, num_classes: int, owner: str) -> LabelSpace:
     return space
 
 
+def _check_spaces(spaces: Any, owner: str) -> None:
+    """Refuse ``spaces`` unless it is a non-empty mapping (its values are checked one by one)."""
+    if not isinstance(spaces, Mapping) or not spaces:
+        raise ValueError(
+            f"The 'spaces' parameter of {owner} must be a non-empty mapping of names to "
+            f"LabelSpace or None. Got {spaces!r} instead."
+        )
+
+
 def _require_samples(stats: SpaceStatistics, where: str) -> None:
     empty = torch.nonzero(stats.counts == 0).flatten().tolist()
     if empty:
@@ -278,8 +287,8 @@ def _check_classifier(stats: ClassStatistics, weight: Any, bias: Any,
             f"statistics. Got {tuple(w.shape)} instead."
         )
     w = w.to(stats.device, torch.float64)
-    check_values([], [("weight", w)], owner)
     if bias is None:
+        check_values([], [("weight", w)], owner)
         return w, None
     b = as_tensor(bias, "bias", owner).detach()
     if tuple(b.shape) != (c,):
@@ -288,7 +297,7 @@ def _check_classifier(stats: ClassStatistics, weight: Any, bias: Any,
             f"Got {tuple(b.shape)} instead."
         )
     b = b.to(stats.device, torch.float64)
-    check_values([], [("bias", b)], owner)
+    check_values([], [("weight", w), ("bias", b)], owner)  # one host transfer for both
     return w, b
 
 
@@ -308,11 +317,11 @@ def superclass_classifier(weight: torch.Tensor, bias: torch.Tensor | None,
     (tensor of shape (K, D), tensor of shape (K,) or None)
     """
     onehot = _membership(space, weight)
-    w = (onehot.T @ weight) / onehot.sum(dim=0)[:, None]
+    sizes = onehot.sum(dim=0)
+    w = (onehot.T @ weight) / sizes[:, None]
     if bias is None:
         return w, None
-    onehot = _membership(space, bias)
-    return w, (bias @ onehot) / onehot.sum(dim=0)
+    return w, (bias @ onehot.to(bias)) / sizes.to(bias)
 
 
 def _between_eigen(centered_means: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -422,6 +431,31 @@ def neural_collapse(stats: ClassStatistics, weight: Any, bias: Any = None,
     """
     owner = "neural_collapse"
     w, _ = _check_classifier(stats, weight, bias, owner)
+    return _space_collapse(stats, w, space, owner)
+
+
+def neural_collapse_in_spaces(stats: ClassStatistics, weight: Any, bias: Any,
+                              spaces: Mapping[str, LabelSpace | None]) -> dict[str, dict[str, float]]:
+    """:func:`neural_collapse` of every space of ``spaces``, the classifier checked once.
+
+    Parameters
+    ----------
+    stats, weight, bias : as for :func:`neural_collapse`
+    spaces : mapping of name to LabelSpace, or to None for the fine space
+
+    Returns
+    -------
+    dict mapping each name of ``spaces`` to the dict :func:`neural_collapse` returns for it.
+    """
+    owner = "neural_collapse_in_spaces"
+    w, _ = _check_classifier(stats, weight, bias, owner)
+    _check_spaces(spaces, owner)
+    return {name: _space_collapse(stats, w, space, owner) for name, space in spaces.items()}
+
+
+def _space_collapse(stats: ClassStatistics, w: torch.Tensor, space: LabelSpace | None,
+                    owner: str) -> dict[str, float]:
+    """NC1–NC3 of ``space`` from the checked float64 classifier ``w`` (C, D)."""
     if space is not None:
         _check_space(space, stats.num_classes, owner)
         w, _ = superclass_classifier(w, None, space)
@@ -475,11 +509,7 @@ class NearestMeanMismatch(Accumulator):
         owner = "NearestMeanMismatch"
         self.chunk_size = check_int(chunk_size, "chunk_size", owner, low=1)
         w, b = _check_classifier(stats, weight, bias, owner)
-        if not isinstance(spaces, Mapping) or not spaces:
-            raise ValueError(
-                f"The 'spaces' parameter of {owner} must be a non-empty mapping of names to "
-                f"LabelSpace or None. Got {spaces!r} instead."
-            )
+        _check_spaces(spaces, owner)
         self._center = stats.global_mean
         b = (torch.zeros_like(w[:, 0]) if b is None else b) + w @ self._center
         self._stack(stats, w, b, spaces, owner)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from hypbias.labelspace import LabelSpace, SpaceSet
-from hypbias.metrics.collapse import ClassStatistics, NearestMeanMismatch, neural_collapse
+from hypbias.metrics.collapse import ClassStatistics, NearestMeanMismatch, neural_collapse_in_spaces
 from hypbias.metrics.rows import MetricRow, metric_row
 from hypbias.train.components import ComponentContext, register_component
 from hypbias.train.config.schema import AnyOf, Choice, Int, ListOf, Section, Text, key
@@ -81,8 +81,7 @@ class CollapseTracker(TrackerComponent):
         weight = self.head.weight.detach()
         bias = self.head.bias.detach() if self.head.bias is not None else torch.zeros_like(weight[:, 0])
         mismatch = self.nc4.compute() if self.nc4 is not None else {}
-        for name, space in self.spaces.items():
-            values = neural_collapse(self.stats, weight, bias, space)
+        for name, values in neural_collapse_in_spaces(self.stats, weight, bias, self.spaces).items():
             if name in mismatch:
                 values["nc4"] = mismatch[name]
             rows.extend(metric_row(epoch, self.split, name, metric, value)
