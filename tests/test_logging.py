@@ -104,6 +104,38 @@ def test_space_accuracy_rows_equal_sums_over_the_confusion_matrix():
     assert got["R2", "theoretical_accuracy"] == pytest.approx(np.mean(eq22))
 
 
+def test_label_space_rows_are_derived_only_when_a_logger_reads_them(tmp_path, monkeypatch):
+    """log.csv and the console line do not read the label spaces' accuracies: no derivation then;
+    scalar loggers get them, derived once per epoch however many read them."""
+    calls = []
+    derive = loggers.space_accuracy_rows
+    monkeypatch.setattr(loggers, "space_accuracy_rows",
+                        lambda *args: calls.append(args[0]) or derive(*args))
+
+    class Scalars:
+        def __init__(self):
+            self.seen = []
+
+        def log_epoch(self, record):
+            self.seen.append(record.scalars())
+
+        def close(self):
+            pass
+
+    m = np.diag([3, 4]) + 1  # [[4, 1], [1, 5]]: 9 of 11 right
+    row = {"epoch": 1, "loss": 0.5, "acc_val": 70.0, "seconds": 1.0}
+    plain = [loggers.CsvLog(tmp_path), ConsoleLog()]
+    loggers.dispatch(plain, 1, [row], {"val": m}, None, [])
+    assert calls == [] and (tmp_path / "log.csv").is_file()
+    readers = [Scalars(), Scalars()]
+    measured = [metric_row(1, "val", "H", "nc1", 0.25)]
+    loggers.dispatch([*plain, *readers], 1, [row], {"val": m}, None, measured)
+    assert calls == [1]
+    expected = {"val/H/accuracy": pytest.approx(100.0 * 9 / 11), "val/H/nc1": 0.25,
+                "log/loss": 0.5, "log/seconds": 1.0}
+    assert readers[0].seen == readers[1].seen == [expected]
+
+
 def test_console_line_says_epoch_loss_accuracy_speed_and_elapsed(capsys):
     row = {"epoch": 3, "loss": 0.41234, "lr": 0.0095, "images_per_s": 12345.6, "acc_val": 71.234,
            "acc_train": 80.1, "seconds": 83.4}

@@ -30,7 +30,8 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
@@ -62,15 +63,26 @@ class EpochRecord:
     epoch : the epoch (0 = before training; a checkpoint's epoch in ``analyze-checkpoints``)
     row : its row of ``log.csv``: ``epoch``, ``loss``, ``lr``, ``acc_<split>``, ``images_per_s``,
         ``seconds`` and whatever else the loop logged
-    metrics : its metric rows: :func:`space_accuracy_rows`, the components' rows and the loop's own
+    measured : the metric rows measured this epoch: the components' and the loop's own
         (``loss_term`` per space of a multi-level loss)
     log : every row of ``log.csv`` so far, this one last
+    confusion : split -> this epoch's confusion matrix (C, C), from which :attr:`metrics` derives
+        the label spaces' accuracies
+    spaces : the label spaces they are derived in (None: H only)
     """
 
     epoch: int
     row: Mapping[str, Any]
-    metrics: Sequence[MetricRow]
+    measured: Sequence[MetricRow]
     log: Sequence[Mapping[str, Any]]
+    confusion: Mapping[str, np.ndarray] = field(default_factory=dict)
+    spaces: SpaceSet | None = None
+
+    @cached_property
+    def metrics(self) -> list[MetricRow]:
+        """:func:`space_accuracy_rows` of :attr:`confusion`, then :attr:`measured`; computed when
+        a logger first reads it (the scalar loggers do; ``log.csv`` and the console line do not)."""
+        return space_accuracy_rows(self.epoch, self.confusion, self.spaces) + list(self.measured)
 
     def scalars(self) -> dict[str, float]:
         """Tag -> finite value: ``<split>/<space>/<metric>[/<layer>]`` for each metric row and
@@ -118,10 +130,10 @@ def dispatch(loggers: Sequence[EpochLogger], epoch: int, log: Sequence[Mapping[s
 
     ``log``: the rows of ``log.csv`` so far, this epoch's last; ``confusion``: split -> this
     epoch's matrix (C, C), from which :func:`space_accuracy_rows` derives the label spaces'
-    accuracies; ``metrics``: the epoch's other rows (components, loss terms).
+    accuracies when a logger reads :attr:`EpochRecord.metrics`; ``metrics``: the epoch's other rows
+    (components, loss terms).
     """
-    record = EpochRecord(epoch, log[-1], space_accuracy_rows(epoch, confusion, spaces) + list(metrics),
-                         log)
+    record = EpochRecord(epoch, log[-1], list(metrics), log, confusion, spaces)
     for logger in loggers:
         logger.log_epoch(record)
 
