@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hypbias.data import augment
 from hypbias.data.augment import (
     IMAGENET_POLICY,
     OPS,
@@ -197,6 +198,28 @@ def test_apply_ops_is_per_sample():
                                    atol=1e-6, rtol=0)
 
 
+def test_apply_ops_evaluates_only_the_ops_it_is_told_op_can_hold(monkeypatch):
+    gen = _gen(16)
+    x = torch.rand(64, 3, 8, 8, generator=gen)
+    choices = torch.tensor([INDEX[name] for name in RANDAUGMENT_OPS])
+    op = choices[torch.randint(0, len(choices), (64,), generator=gen)]
+    v = 2 * torch.rand(64, generator=gen) - 1
+    every = apply_ops(x, op, v)
+
+    def refuse(*args):
+        raise AssertionError("an op outside the policy was evaluated")
+
+    for name in ("_equalize", "_autocontrast"):
+        monkeypatch.setattr(augment, name, refuse)
+    restricted = [name for name in RANDAUGMENT_OPS if name != "autocontrast"]
+    kept = op != INDEX["autocontrast"]
+    assert torch.equal(apply_ops(x[kept], op[kept], v[kept], restricted), every[kept])
+    with pytest.raises(AssertionError, match="outside the policy"):
+        apply_ops(x, op, v, OPS)
+    with pytest.raises(ValueError, match="'ops' parameter of apply_ops must name ops of OPS. Got 'blur'"):
+        apply_ops(x, op, v, ["identity", "blur"])
+
+
 # ---------------------------------------------------------------- RandAugment
 
 
@@ -235,6 +258,10 @@ def test_policy_keeps_channels_last():
 
 def test_randaugment_draws_from_every_op_but_equalize_and_invert_by_default():
     assert RandAugment(_gen()).ops == RANDAUGMENT_OPS
+    # the order a draw indexes into: seeded runs keep their augmentations
+    assert RANDAUGMENT_OPS == ("identity", "brightness", "contrast", "color", "sharpness", "posterize",
+                               "solarize", "autocontrast", "rotate", "shear_x", "shear_y",
+                               "translate_x", "translate_y")
     assert set(OPS) - set(RANDAUGMENT_OPS) == {"equalize", "invert"}
 
 

@@ -41,7 +41,7 @@ each with a magnitude drawn uniformly in [−M, M].
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -51,7 +51,7 @@ from hypbias._validation import check_choice, check_float, check_int
 OPS = ("identity", "brightness", "contrast", "color", "sharpness", "posterize", "solarize",
        "autocontrast", "rotate", "shear_x", "shear_y", "translate_x", "translate_y", "equalize",
        "invert")
-RANDAUGMENT_OPS = OPS[:13]
+RANDAUGMENT_OPS = tuple(name for name in OPS if name not in ("equalize", "invert"))
 """The ops :class:`RandAugment` draws from by default (every op but ``equalize`` and ``invert``)."""
 _INDEX = {name: i for i, name in enumerate(OPS)}
 _BLEND = ("brightness", "contrast", "color", "sharpness")
@@ -201,7 +201,8 @@ def _warp(x: torch.Tensor, op: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def apply_ops(x: torch.Tensor, op: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def apply_ops(x: torch.Tensor, op: torch.Tensor, v: torch.Tensor,
+              ops: Collection[str] = OPS) -> torch.Tensor:
     """Apply policy op ``OPS[op[n]]`` with signed magnitude ``v[n]`` to image n (one round).
 
     Parameters
@@ -209,10 +210,16 @@ def apply_ops(x: torch.Tensor, op: torch.Tensor, v: torch.Tensor) -> torch.Tenso
     x : floating tensor of shape (N, C, H, W) with values in [0, 1]
     op : integer tensor of shape (N,), indices into :data:`OPS`
     v : floating tensor of shape (N,), magnitudes in [−1, 1]
+    ops : the names ``op`` can hold (default every op of :data:`OPS`); the others are not
+        evaluated, so a policy pays only for the ops it can draw
 
-    Returns a tensor like ``x``. Each op is evaluated on the whole batch and selected by mask:
-    a fixed number of batched kernels, no per-sample work.
+    Returns a tensor like ``x``. Each op of ``ops`` is evaluated on the whole batch and selected by
+    mask: a fixed number of batched kernels, no per-sample work, no look at ``op`` on the host.
     """
+    unknown = sorted(set(ops) - set(OPS))
+    if unknown:
+        raise ValueError(f"The 'ops' parameter of apply_ops must name ops of OPS. Got {unknown[0]!r} "
+                         "instead.")
     v = v.to(x.dtype)
 
     def chosen(names: Sequence[str]) -> torch.Tensor:
@@ -221,14 +228,26 @@ def apply_ops(x: torch.Tensor, op: torch.Tensor, v: torch.Tensor) -> torch.Tenso
             mask |= op == _INDEX[name]
         return mask[:, None, None, None]
 
-    out = torch.where(chosen(_BLEND), _blend(x, op, v), x)
-    out = torch.where(chosen(["posterize"]), _posterize(x, v), out)
-    solarized = torch.where(x > (1.0 - v.abs())[:, None, None, None], 1.0 - x, x)
-    out = torch.where(chosen(["solarize"]), solarized, out)
-    out = torch.where(chosen(["autocontrast"]), _autocontrast(x), out)
-    out = torch.where(chosen(["equalize"]), _equalize(x), out)
-    out = torch.where(chosen(["invert"]), 1.0 - x, out)
-    return torch.where(chosen(_GEOMETRIC), _warp(x, op, v), out)
+    def drawn(*names: str) -> bool:
+        return any(name in ops for name in names)
+
+    out = x
+    if drawn(*_BLEND):
+        out = torch.where(chosen(_BLEND), _blend(x, op, v), out)
+    if drawn("posterize"):
+        out = torch.where(chosen(["posterize"]), _posterize(x, v), out)
+    if drawn("solarize"):
+        solarized = torch.where(x > (1.0 - v.abs())[:, None, None, None], 1.0 - x, x)
+        out = torch.where(chosen(["solarize"]), solarized, out)
+    if drawn("autocontrast"):
+        out = torch.where(chosen(["autocontrast"]), _autocontrast(x), out)
+    if drawn("equalize"):
+        out = torch.where(chosen(["equalize"]), _equalize(x), out)
+    if drawn("invert"):
+        out = torch.where(chosen(["invert"]), 1.0 - x, out)
+    if drawn(*_GEOMETRIC):
+        out = torch.where(chosen(_GEOMETRIC), _warp(x, op, v), out)
+    return out
 
 
 class CropFlip:
@@ -306,7 +325,7 @@ class RandAugment:
             pick = torch.randint(0, len(self.ops), (n,), generator=g, device=g.device)
             v = (2.0 * torch.rand(n, generator=g, device=g.device) - 1.0) * self.magnitude
             op = self._choices[pick].to(x.device, non_blocking=True)
-            work = apply_ops(work, op, v.to(x.device, non_blocking=True))
+            work = apply_ops(work, op, v.to(x.device, non_blocking=True), self.ops)
         return _like(work, x)
 
 
@@ -362,6 +381,7 @@ class AutoAugment:
         self._ops = torch.tensor([_INDEX[name] for name, _, _ in steps], device=device).view(shape)
         self._prob = torch.tensor([p for _, p, _ in steps], device=device).view(shape)
         self._bin = torch.tensor([(k or 0) / 9.0 for _, _, k in steps], device=device).view(shape)
+        self._drawn = frozenset(["identity", *(name for name, _, _ in steps)])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         _check_batch(x, "AutoAugment")
@@ -373,7 +393,7 @@ class AutoAugment:
         op = torch.where(applied, self._ops[policy], _INDEX["identity"]).to(x.device, non_blocking=True)
         v = (self._bin[policy] * sign).to(x.device, non_blocking=True)
         for step in range(2):
-            work = apply_ops(work, op[:, step], v[:, step])
+            work = apply_ops(work, op[:, step], v[:, step], self._drawn)
         return _like(work, x)
 
 
