@@ -129,6 +129,27 @@ def test_mismatched_model_is_reported():
         ema.update(nn.Linear(4, 3))
 
 
+def test_another_module_with_the_same_names_is_folded_in_when_passed():
+    """The tensors are paired once per module: a second module (same names) passed to update is
+    what gets averaged in, not the one the average was made from."""
+    model = _net()
+    ema = ModelEMA(model, 0.5)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(1.0)
+    ema.update(other)
+    for key, value in other.state_dict().items():
+        expected = torch.lerp(start[key], value, 0.5) if value.is_floating_point() else value
+        assert torch.equal(ema.shadow[key], expected), key
+    ema.update(model)  # back to the first module: its unchanged weights
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            expected = torch.lerp(torch.lerp(start[key], other.state_dict()[key], 0.5), value, 0.5)
+            assert torch.equal(ema.shadow[key], expected), key
+
+
 def test_float32_recursion_is_reproduced_bit_for_bit():
     """The same float32 arithmetic as a per-tensor lerp (what the hand-written EMA computed)."""
     model = _net().train()

@@ -9,7 +9,8 @@ started from the model's weights at construction; it is evaluated by swapping it
 (:meth:`ModelEMA.swapped`), so hooks and wrappers on the model see the averaged weights.
 
 Pass the unwrapped model (not a ``DistributedDataParallel`` or compiled wrapper) so that the names
-stay the same however the model is run.
+stay the same however the model is run, and move or convert it (device, dtype, memory format)
+before the average is made: the model's tensors are paired with the average's once.
 
 :meth:`ModelEMA.update` applies the AveragedModel's averaging function to the same tensor pairs as
 ``AveragedModel.update_parameters`` does, one fused call per dtype, but without that method's
@@ -76,6 +77,8 @@ class ModelEMA:
             p.grad = None
         self.averaged.update_parameters(model)  # the first call copies: the average starts at θ_0
         self._names = _names(model)
+        self._model = model
+        self._groups = self._pair(model)
 
     @property
     def shadow(self) -> dict[str, torch.Tensor]:
@@ -87,9 +90,10 @@ class ModelEMA:
         """Updates folded in since construction."""
         return int(self.averaged.n_averaged) - 1
 
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """Fold the model's current weights into the average (call after each optimiser step)."""
+    def _pair(self, model: nn.Module) -> list[tuple[list[torch.Tensor], list[torch.Tensor]]]:
+        """The average's tensors and ``model``'s, paired as AveragedModel pairs them and grouped by
+        the average's (device, dtype): one averaging call per group. A ValueError when the model's
+        parameter and buffer names are not the average's."""
         names = _names(model)
         if names != self._names:
             differ = sorted(set(names) ^ set(self._names)) or names
@@ -100,9 +104,20 @@ class ModelEMA:
         groups: dict[tuple[torch.device, torch.dtype], tuple[list, list]] = {}
         for avg, cur in zip(averaged, current, strict=True):
             pair = groups.setdefault((avg.device, avg.dtype), ([], []))
-            pair[0].append(avg.detach())
-            pair[1].append(cur.detach())
-        for avg_list, cur_list in groups.values():
+            pair[0].append(avg)
+            pair[1].append(cur)
+        return list(groups.values())
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Fold the model's current weights into the average (call after each optimiser step).
+
+        The tensors of the model the average was made from are paired once, at construction;
+        another module is checked and paired when first passed.
+        """
+        if model is not self._model:
+            self._groups, self._model = self._pair(model), model
+        for avg_list, cur_list in self._groups:
             self.averaged.multi_avg_fn(avg_list, cur_list, None)
         self.averaged.n_averaged += 1
 
