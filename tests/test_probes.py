@@ -169,8 +169,13 @@ def test_probe_comparison_of_a_cnn_matches_hand_pooled_numpy_probes(rng):
 
     many, few, test = sample(20), sample(3), sample(5)
     spaces = {"H": None, "S2": LabelSpace([0, 0, 0, 1, 1, 1])}
+    passes = []
+    handle = model.register_forward_pre_hook(lambda module, args: passes.append(len(args[0])))
     rows = probe_comparison(model, ["blocks.block1", "head"], many, few, test, spaces, 6, epoch=4,
                             max_iter=50)
+    handle.remove()
+    # one pass per window the probes read: three for many and test, one for the few-shot sample
+    assert sorted(passes) == [18, 30, 30, 30, 120, 120, 120]
     got = {(r["layer"], r["space"], r["metric"]): r["value"] for r in rows}
     kinds = {m.split("=")[1] for _, _, m in got}
     assert kinds == {"fewshot-ridge", "fewshot-logistic", "trained-small", "trained-balanced",

@@ -61,11 +61,12 @@ def probe_comparison(model: nn.Module, layers: Sequence[str], many: Labelled, fe
     -------
     rows ``probe_accuracy@probe=<kind>`` per layer and space.
     """
-    inputs = {"many": many, "few": few, "test": test}
-    feats: dict[Any, dict[str, dict[str, torch.Tensor]]] = {}
-    for window in {FEW_SHOT_WINDOW, *TRAINED_WINDOWS.values()}:
-        feats[window] = {name: extract_features(model, sample.x, layers, window, batch_size, token)
-                         for name, sample in inputs.items()}
+    every = {FEW_SHOT_WINDOW, *TRAINED_WINDOWS.values()}
+    read = {"many": (many, every), "few": (few, {FEW_SHOT_WINDOW}), "test": (test, every)}
+    feats: dict[Any, dict[str, dict[str, torch.Tensor]]] = {window: {} for window in every}
+    for name, (sample, windows) in read.items():  # the few-shot sample is read in one window only
+        for window in windows:
+            feats[window][name] = extract_features(model, sample.x, layers, window, batch_size, token)
     rows: list[MetricRow] = []
     for layer in layers:
         probes: dict[str, tuple[Any, Labelled, LinearProbe]] = {
