@@ -205,11 +205,48 @@ def test_an_occupied_run_directory_and_bad_epochs_are_refused(saved, tmp_path, c
     config_file, folder, _ = saved
     (tmp_path / "metrics.csv").write_text("")
     assert _analyse(config_file, f"{folder}/*", tmp_path) == 2
-    assert "already holds a run; choose another --out or pass --overwrite" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{tmp_path}: already holds an unfinished run" in err and "--overwrite" in err
+    assert (tmp_path / "metrics.csv").read_text() == ""
     assert _analyse(config_file, f"{folder}/*", tmp_path / "new", "--epochs", "1,x") == 2
     assert "--epochs '1,x': expected comma-separated integers" in capsys.readouterr().err
     assert _analyse(config_file, f"{tmp_path}/nothing*", tmp_path / "new") == 2
     assert "nothing*: no checkpoint file matches" in capsys.readouterr().err
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_rerun_replaces_the_earlier_series_only_with_overwrite_and_a_valid_config(
+        saved, tmp_path, capsys):
+    """The run directory's own mechanism: refused without --overwrite (also from Python); with it
+    and a config that fails only once the model is built, the earlier files stay; with it and a
+    valid config, none of the earlier run's files survives (nc.npz of a run with neural collapse)."""
+    from hypbias.integrations.checkpoints import analyze_checkpoints
+
+    config_file, folder, _ = saved
+    out = tmp_path / "run"
+    assert _analyse(config_file, f"{folder}/*", out, "--no-report") == 0
+    assert (out / "nc.npz").is_file() and (out / "checkpoints.json").is_file()
+    earlier = _snapshot(out)
+    capsys.readouterr()
+    assert _analyse(config_file, f"{folder}/*", out, "--no-report") == 2
+    err = capsys.readouterr().err
+    assert f"{out}: already holds a finished run" in err and "--overwrite" in err
+    with pytest.raises(DataError, match="already holds a finished run"):
+        analyze_checkpoints(f"{folder}/*", "mlp", out=out, config=config_file,
+                            overrides=["model.hidden=[24]"], report=False)
+    assert _analyse(config_file, f"{folder}/*", out, "--no-report", "--overwrite", "--set",
+                    "manifold.every=1", "--set", "manifold.layers=[nope]") == 2
+    assert "'nope', which is not a module of the model" in capsys.readouterr().err
+    assert _snapshot(out) == earlier
+    assert _analyse(config_file, f"{folder}/*", out, "--no-report", "--overwrite", "--set",
+                    "nc.every=0") == 0
+    assert not (out / "nc.npz").exists()
+    assert "nc1" not in set(RunDir(out).metrics.metric)
+    assert RunDir(out).config["nc"]["every"] == 0 and RunDir(out).is_complete
 
 
 def _free_port() -> int:

@@ -185,9 +185,11 @@ def test_overwrite_removes_every_file_of_the_earlier_run(tiny, tmp_path):
     (out / "figures").mkdir()
     (out / "figures" / "old.png").write_bytes(b"png")
     (out / "notes.txt").write_text("mine")
+    (out / "checkpoints.json").write_text("{}")  # as analyze-checkpoints writes it
     assert main(["run", str(tiny), "--out", str(out), "--overwrite", *QUIET,
                  "--set", "train.epochs=2", "--set", "train.save_every=0"]) == 0
     assert not (out / "checkpoints").exists() and not (out / "figures").exists()
+    assert not (out / "checkpoints.json").exists()
     assert (out / "notes.txt").read_text() == "mine"  # not a run file: kept
     assert RunDir(out).confusion()["val"].shape[0] == 3
 

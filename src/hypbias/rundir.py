@@ -68,7 +68,7 @@ T = TypeVar("T")
 RUN_FILES = ("config.yaml", "environment.json", "hierarchy.json", "spaces.npz", "spaces.json",
              "confusion.npz", "log.csv", "log.parquet", "metrics.csv", "metrics.parquet",
              "summary.json", "timing.json", "model.pt", "analysis.json", "report.html",
-             "learned_hierarchy.json", "learned_hierarchy_analysis.json")
+             "learned_hierarchy.json", "learned_hierarchy_analysis.json", "checkpoints.json")
 """The files a run writes at the top of its directory (besides ``<component>.npz`` arrays)."""
 
 RUN_FOLDERS = ("checkpoints", "figures", "tensorboard", "wandb", "mlruns")

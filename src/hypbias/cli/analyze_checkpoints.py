@@ -61,13 +61,11 @@ def main(args: argparse.Namespace) -> int:
     from hypbias.train.checkpoint_series import analyse_checkpoint_series, series_config
     from hypbias.train.state_dicts import expand_checkpoints
 
-    out = Path(args.out)
-    if (out / "metrics.csv").exists() and not args.overwrite:
-        raise ConfigError(f"{out}: already holds a run; choose another --out or pass --overwrite")
     config = series_config(args.config, args.model, args.overrides, args.data_dir)
-    run = analyse_checkpoint_series(config, expand_checkpoints(args.checkpoints), out,
+    run = analyse_checkpoint_series(config, expand_checkpoints(args.checkpoints), Path(args.out),
                                     epochs=parse_epochs(args.epochs), ema=not args.no_ema,
-                                    strip=args.strip, progress=not args.no_progress)
+                                    strip=args.strip, progress=not args.no_progress,
+                                    overwrite=args.overwrite)
     if run is None:  # not rank 0 under torchrun
         return 0
     if not args.no_report:

@@ -22,19 +22,20 @@ def analyze_checkpoints(checkpoints: str | Sequence[str], model: str, *, out: st
                         config: str | Path | None = None, overrides: Sequence[str] = (),
                         data_dir: str | Path | None = None, epochs: Sequence[int] | None = None,
                         ema: bool = True, strip: Sequence[str] = (), report: bool = True,
-                        progress: bool = False) -> RunDir | None:
+                        progress: bool = False, overwrite: bool = False) -> RunDir | None:
     """Measure the checkpoint files (glob patterns) and write the run directory ``out`` with its
     report; returns it (None on processes other than rank 0 under ``torchrun``).
 
     ``model``, ``config``, ``overrides`` and ``data_dir`` build the network and the experiment
     (:func:`~hypbias.train.checkpoint_series.series_config`); ``epochs`` label the files in the
     order the patterns give them (default: from the names); ``ema`` prefers a moving average of the
-    weights; ``strip`` removes key prefixes.
+    weights; ``strip`` removes key prefixes; ``overwrite`` replaces an earlier run in ``out``
+    (refused otherwise).
     """
     patterns = [checkpoints] if isinstance(checkpoints, str) else list(checkpoints)
     run = analyse_checkpoint_series(series_config(config, model, overrides, data_dir),
                                     expand_checkpoints(patterns), out, epochs=epochs, ema=ema,
-                                    strip=strip, progress=progress)
+                                    strip=strip, progress=progress, overwrite=overwrite)
     if run is not None and report:
         write_report(run)
     return run

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from hypbias.analysis.umap_pictures import PREFIX, picture_arrays, read_pictures
 from hypbias.data.base import DatasetBundle
@@ -36,7 +37,7 @@ from hypbias.metrics.rows import MetricRow
 from hypbias.rundir import RunDir
 from hypbias.train import distributed
 from hypbias.train.components import ComponentContext, build_components
-from hypbias.train.config import Config, load_config
+from hypbias.train.config import Config, fingerprint, load_config
 from hypbias.train.loggers import EpochLogger, build_loggers, dispatch, require_packages
 from hypbias.train.loop import (
     DeviceMode,
@@ -103,8 +104,13 @@ def series_config(config: str | Path | None, model: str, overrides: Sequence[str
 
 def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: str | Path, *,
                               epochs: Sequence[int] | None = None, ema: bool = True,
-                              strip: Sequence[str] = (), progress: bool = False) -> RunDir | None:
+                              strip: Sequence[str] = (), progress: bool = False,
+                              overwrite: bool = False) -> RunDir | None:
     """Evaluate every checkpoint and write the run directory ``out`` (rank 0; None elsewhere).
+
+    ``out`` becomes the series' run directory (:meth:`~hypbias.rundir.RunDir.start`) once the data,
+    model and components are built: one holding an earlier run is refused unless ``overwrite``,
+    whose files are then removed (a bad config leaves them in place).
 
     Parameters
     ----------
@@ -115,6 +121,7 @@ def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: 
     ema : prefer the moving average of the weights when a file holds one
     strip : key prefixes to remove (see :func:`~hypbias.train.state_dicts.read_checkpoint_weights`)
     progress : show a progress bar
+    overwrite : replace an earlier run in ``out``
     """
     series = order_by_epoch(list(checkpoints), epochs)
     require_packages(config.log)
@@ -127,6 +134,11 @@ def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: 
     mode.prepare(model)
     tracker = _tracker(config, bundle, spaces, model)
     fresh = tracker.state_dict()
+    plain = config.as_dict()
+    plain["train"] = {**plain["train"], "epochs": series[-1][0]}
+    if rank == 0:
+        RunDir(Path(out)).start(yaml.safe_dump(plain, sort_keys=False), fingerprint(plain),
+                                overwrite=overwrite)
     mine = list(range(rank, len(series), world))
     measured = []
     loggers = build_loggers(config.log, out, epochs=series[-1][0], config=config.as_dict(),
@@ -153,7 +165,7 @@ def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: 
                 _log(loggers, logged, m, spaces)
         for logger in loggers:
             logger.close()
-        run = _write(RunDir(Path(out)), tracker, config, series, measured, logged, ema)
+        run = _write(RunDir(Path(out)), tracker, plain, series, measured, logged, ema)
     distributed.teardown()
     return run
 
@@ -232,12 +244,13 @@ def _gather(measured: list[Measured]) -> list[Measured]:
     return [m for part in gathered for m in part] if gathered is not None else []
 
 
-def _write(run: RunDir, tracker: Tracker, config: Config, series: list[tuple[int, Path]],
+def _write(run: RunDir, tracker: Tracker, config: dict[str, Any], series: list[tuple[int, Path]],
            measured: list[Measured], logged: list[dict[str, Any]], ema: bool) -> RunDir:
     """The run directory: the checkpoints' epochs label the rows; ``checkpoints.json`` says which
     file and which weights in it each epoch is. ``tracker`` is the series' bound tracker, whose
-    components' settings and model's device ``environment.json`` records; ``logged`` the rows of
-    ``log.csv`` as the loggers got them (:func:`_log`)."""
+    components' settings and model's device ``environment.json`` records; ``config`` the plain
+    config of ``config.yaml``; ``logged`` the rows of ``log.csv`` as the loggers got them
+    (:func:`_log`)."""
     tracker.load_state_dict({
         "epochs": list(range(len(measured))),
         "history": {s: [m.confusion[s] for m in measured] for s in tracker.splits},
@@ -245,9 +258,7 @@ def _write(run: RunDir, tracker: Tracker, config: Config, series: list[tuple[int
         "log": sorted(logged, key=lambda row: row["epoch"]),
         "components": {},
     })
-    plain = config.as_dict()
-    plain["train"] = {**plain["train"], "epochs": series[-1][0]}
-    write_run(run, tracker, config=plain, epochs=[series[m.position][0] for m in measured],
+    write_run(run, tracker, config=config, epochs=[series[m.position][0] for m in measured],
               artifacts=_series_artifacts(measured, [series[m.position][0] for m in measured]),
               environment_extra={"world_size": int(os.environ.get("WORLD_SIZE", 1)),
                                  "command": sys.argv})
