@@ -301,6 +301,16 @@ def test_cli_learns_writes_and_attaches(capsys, tmp_path, run_dir, tree):
     assert analysis["ccc"] == pytest.approx(np.corrcoef(a[iu], b[iu])[0, 1], abs=1e-12)
 
 
+@pytest.mark.parametrize("source", ["confusion", "means"])
+def test_learning_and_attaching_read_the_confusion_matrices_once(monkeypatch, run_dir, source):
+    reads = []
+    confusion = RunDir.confusion
+    monkeypatch.setattr(RunDir, "confusion", lambda self: reads.append(1) or confusion(self))
+    result = lh.learn_for_run(run_dir, source, attach=True)
+    assert len(reads) == 1
+    assert result.analysis == json.loads((run_dir / lh.ANALYSIS_FILE).read_text())
+
+
 def test_learned_files_work_wherever_a_hierarchy_file_does(capsys, tmp_path, run_dir):
     out = tmp_path / "learned.yaml"
     assert cli(capsys, run_dir, "--from", "means", "--out", out)[0] == 0

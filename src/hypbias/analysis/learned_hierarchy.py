@@ -105,7 +105,16 @@ def learn_from_run(run: RunDir, source: str = "confusion", *, split: str | None 
     ------
     DataError naming the file and value for a missing file, an unknown split or epoch.
     """
+    learned, origin, _ = _learn(run, source, split, epoch, method)
+    return learned, origin
+
+
+def _learn(run: RunDir, source: str, split: str | None, epoch: int | None, method: str
+           ) -> tuple[Hierarchy, LearnedFrom, dict[str, np.ndarray] | None]:
+    """:func:`learn_from_run`, and the confusion matrices it read (None when it read none), so
+    that :func:`learn_for_run` reads ``confusion.npz`` once."""
     given = run.hierarchy
+    stacks: dict[str, np.ndarray] | None = None
     evaluated = run.main_split
     if source == "confusion":
         path = run.require("confusion.npz")
@@ -138,7 +147,7 @@ def learn_from_run(run: RunDir, source: str = "confusion", *, split: str | None 
     origin = LearnedFrom(source, split, int(epoch), method, evaluated)
     learned = learn_hierarchy(distance, given.classes, method=method,
                               source=f"learned from {run.path}: {origin.describe()}")
-    return learned, origin
+    return learned, origin, stacks
 
 
 def _learning_split(stacks: Mapping[str, np.ndarray], evaluated: str) -> str:
@@ -263,11 +272,15 @@ def learned_convergence(confusion: np.ndarray, given: SpaceSet, learned: SpaceSe
             "spaces": rows}
 
 
-def analyse_learned(run: RunDir, learned: Hierarchy, origin: LearnedFrom) -> dict[str, Any]:
+def analyse_learned(run: RunDir, learned: Hierarchy, origin: LearnedFrom,
+                    confusion: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
     """The whole analysis of a learned hierarchy against the run's own (what :data:`ANALYSIS_FILE`
-    holds): provenance, :func:`compare_hierarchies` and :func:`learned_convergence`."""
+    holds): provenance, :func:`compare_hierarchies` and :func:`learned_convergence`.
+
+    ``confusion``: the run's confusion matrices (``run.confusion()``) when already read; read here
+    when None."""
     given = run.spaces
-    stacks = run.confusion()
+    stacks = run.confusion() if confusion is None else confusion
     cfg = run.config["spaces"]
     convergence = learned_convergence(stacks[origin.evaluated], given,
                                       learned_spaces(learned, given, int(cfg["seed"])),
@@ -311,8 +324,8 @@ def learn_for_run(run_dir: str | Path, source: str = "confusion", *, split: str 
     run = RunDir(Path(run_dir))
     if not run.path.is_dir():
         raise DataError(f"{run.path}: no such run directory")
-    learned, origin = learn_from_run(run, source, split=split, epoch=epoch, method=method)
-    analysis = (analyse_learned(run, learned, origin) if attach
+    learned, origin, confusion = _learn(run, source, split, epoch, method)
+    analysis = (analyse_learned(run, learned, origin, confusion) if attach
                 else compare_hierarchies(learned, run.hierarchy, run.spaces.hypernyms))
     written = []
     if out is not None:
