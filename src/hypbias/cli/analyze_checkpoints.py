@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from hypbias.errors import ConfigError
+from hypbias.cli._arguments import parse_epochs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,34 +43,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def parse_epochs(text: str | None) -> list[int] | None:
-    """``"0,5,10"`` -> [0, 5, 10]; a ConfigError naming ``--epochs`` otherwise."""
-    if text is None:
-        return None
-    try:
-        epochs = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ConfigError(f"--epochs {text!r}: expected comma-separated integers, e.g. 0,5,10") from None
-    if any(e < 0 for e in epochs):
-        raise ConfigError(f"--epochs {text!r}: epochs must be >= 0")
-    return epochs
-
-
 def main(args: argparse.Namespace) -> int:
-    from hypbias.train.checkpoint_series import analyse_checkpoint_series, series_config
-    from hypbias.train.state_dicts import expand_checkpoints
+    from hypbias.experiment.series import analyze_series
 
-    config = series_config(args.config, args.model, args.overrides, args.data_dir)
-    run = analyse_checkpoint_series(config, expand_checkpoints(args.checkpoints), Path(args.out),
-                                    epochs=parse_epochs(args.epochs), ema=not args.no_ema,
-                                    strip=args.strip, progress=not args.no_progress,
-                                    overwrite=args.overwrite)
+    run = analyze_series(args.checkpoints, args.model, out=args.out, config=args.config,
+                         overrides=args.overrides, data_dir=args.data_dir,
+                         epochs=parse_epochs(args.epochs), ema=not args.no_ema, strip=args.strip,
+                         report=not args.no_report, progress=not args.no_progress,
+                         overwrite=args.overwrite)
     if run is None:  # not rank 0 under torchrun
         return 0
     if not args.no_report:
-        from hypbias.report import write_report
-
-        print(f"report: {write_report(run)}", file=sys.stderr)
+        print(f"report: {run.file('report.html')}", file=sys.stderr)
     for sentence in run.summary.get("findings", []):
         print(sentence)
     print(f"run directory: {run.path}", file=sys.stderr)

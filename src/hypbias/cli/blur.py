@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hypbias.cli._arguments import parse_epochs
 from hypbias.errors import ConfigError
 
 
@@ -28,20 +29,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def parse_epochs(text: str | None) -> list[int] | str | None:
-    """``"1,30"`` -> [1, 30]; ``"all"`` and None are passed on."""
-    if text is None or text == "all":
-        return text
-    try:
-        epochs = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ConfigError(f"--epochs {text!r}: expected 'all' or comma-separated integers, "
-                          "e.g. 1,30") from None
-    if any(e < 0 for e in epochs):
-        raise ConfigError(f"--epochs {text!r}: epochs must be >= 0")
-    return epochs
-
-
 def main(args: argparse.Namespace) -> int:
     from hypbias.analysis.blur import blur_table
     from hypbias.analysis.findings import blur_finding
@@ -51,8 +38,9 @@ def main(args: argparse.Namespace) -> int:
     if bad:
         raise ConfigError(f"--sigmas: every sigma must be a finite number >= 0. Got {bad[0]:g} "
                           "instead.")
-    run = blur_checkpoints(args.run_dir, args.sigmas, parse_epochs(args.epochs), device=args.device,
-                           progress=not args.no_progress, report=not args.no_report)
+    run = blur_checkpoints(args.run_dir, args.sigmas, parse_epochs(args.epochs, allow_all=True),
+                           device=args.device, progress=not args.no_progress,
+                           report=not args.no_report)
     finding = blur_finding(blur_table(run.metrics))
     if finding:
         print(finding)
