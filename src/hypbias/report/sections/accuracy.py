@@ -11,14 +11,13 @@ from hypbias.report.html import Section
 from hypbias.report.sections import RunContext, register_section
 
 
-def _tau_table(ctx: RunContext) -> str:
-    summary, spaces = ctx.run.summary, ctx.spaces
+def _tau_table(ctx: RunContext, groups: dict[str, int]) -> str:
+    """τ and final accuracy per space and split; ``groups``: each space's number of groups
+    (:func:`F.space_sizes`)."""
+    summary = ctx.run.summary
     final = summary.get("final_accuracy", {})
     rows = ["<table><tr><th>space</th><th>groups</th><th>split</th><th>τ (epochs)</th>"
             "<th>final accuracy (%)</th></tr>"]
-    groups = {"H": ctx.run.hierarchy.num_classes}
-    for name, space in spaces.hypernyms.items():
-        groups[name] = groups[spaces.random_name(name)] = space.num_groups
     for split, taus in summary["tau"].items():
         sd = summary["tau_sd"].get(split, {})
         for name, value in taus.items():
@@ -50,8 +49,8 @@ def hypernym_bias(ctx: RunContext) -> Section | None:
         f"τ is the first epoch whose accuracy reaches {100 * q:.0f}% of the space's best (Fig. 4); "
         "random spaces R keep the group sizes of S and assign classes at random."
     )
-    sec.tables.append(_tau_table(ctx))
     sizes = F.space_sizes(spaces, ctx.run.hierarchy.num_classes)
+    sec.tables.append(_tau_table(ctx, sizes))
     sec.figures = [
         ("relative_accuracy", F.plot_relative_accuracy(m, split, sizes),
          "Relative accuracy A(X, t) / max A(X) per epoch (paper Fig. 1a, Eq. 8); K = number of "
