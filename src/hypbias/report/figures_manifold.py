@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from hypbias.analysis.findings import CCC_LABELS
-from hypbias.analysis.metric_names import param_metric
+from hypbias.analysis.metric_names import metric_param, param_metric
 from hypbias.analysis.tables import layer_order, layer_rows, normalised_depth
 from hypbias.report.figures import SYMLOG_FROM, epoch_axis, outside_legend
 
@@ -188,7 +188,7 @@ def plot_probe_comparison(metrics: pd.DataFrame, spaces: Sequence[str] | None = 
 
     Reads the ``probe_accuracy@probe=<kind>`` rows of the last epoch holding them; None without any.
     """
-    kind = metrics.metric.str.extract(r"^probe_accuracy@probe=(.+)$")[0]
+    kind = metrics.metric.map(lambda name: metric_param(name, "probe_accuracy", "probe"))
     sel = metrics.assign(kind=kind)[kind.notna() & (metrics.layer.fillna("") != "")]
     if sel.empty:
         return None

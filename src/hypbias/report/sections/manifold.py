@@ -9,6 +9,7 @@ from hypbias.analysis.findings import (
     probe_training_finding,
 )
 from hypbias.analysis.layer_tables import ccc_table, pick_epochs, probe_table
+from hypbias.analysis.metric_names import metric_param
 from hypbias.analysis.tables import layer_rows
 from hypbias.report.figures_manifold import (
     plot_ccc_heatmap,
@@ -35,8 +36,8 @@ def _tables(ctx: RunContext, sec: Section) -> None:
         "class-mean distances and mutual-cover distances, per layer, with the mean over layers.")))
     if not m.metric.eq("probe_accuracy").any():
         return
-    trained = sorted({m.split("=", 1)[1] for m in m.metric.unique()
-                      if m.startswith("probe_accuracy@trained=")})
+    trained = sorted({space for name in m.metric.unique()
+                      if (space := metric_param(name, "probe_accuracy", "trained")) is not None})
     for space in [s for s in ctx.spaces.hypernyms if s in trained]:
         table7 = probe_table(m, space)
         epoch = int(m[m.metric == "probe_accuracy"].epoch.max())
