@@ -29,6 +29,9 @@ from hypbias.labelspace.spaceset import SpaceSet, hypernym_of, is_random_space, 
 FINE_COLOR = "black"
 SYMLOG_FROM = 12
 """An epoch axis reaching this epoch or beyond is drawn symlog (linear up to 1, logarithmic after)."""
+SYMLOG = {"linthresh": 1, "linscale": 0.5}
+"""The symlog scale of every long axis (epochs, blur σ): linear up to 1, logarithmic beyond, the
+linear part half as wide as a decade."""
 BAND_ALPHA = 0.3
 
 
@@ -62,7 +65,7 @@ def epoch_axis(ax: plt.Axes, last_epoch: float, axis: str = "x") -> None:
     if last_epoch < SYMLOG_FROM:
         set_label("epoch")
         return
-    (ax.set_xscale if axis == "x" else ax.set_yscale)("symlog", linthresh=1, linscale=0.5)
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("symlog", **SYMLOG)
     ticks = [t for t in (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if t <= last_epoch]
     if last_epoch - ticks[-1] > 0.15 * last_epoch:
         ticks.append(int(last_epoch))

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from hypbias.analysis.blur import blur_table
 from hypbias.labelspace.spaceset import is_random_space, space_order
-from hypbias.report.figures import outside_legend, space_label
+from hypbias.report.figures import SYMLOG, outside_legend, space_label
 
 BLUR_ROWS = (("blur_accuracy", "accuracy (%)"),
              ("blur_relative_accuracy", "A_σ / A_0"),
@@ -60,7 +60,7 @@ def plot_blur(metrics: pd.DataFrame, split: str | None = None, spaces: Sequence[
             ax.grid(alpha=0.3)
     sigmas = sorted(table.sigma.unique())
     for ax in axes[-1]:
-        ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)
+        ax.set_xscale("symlog", **SYMLOG)
         ax.set_xticks(sigmas, [f"{s:g}" for s in sigmas])
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel("blur σ (pixels)")

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from hypbias.analysis.findings import CCC_LABELS
 from hypbias.analysis.metric_names import metric_param, param_metric
 from hypbias.analysis.tables import layer_order, layer_rows, normalised_depth
-from hypbias.report.figures import SYMLOG_FROM, epoch_axis, outside_legend
+from hypbias.report.figures import SYMLOG, SYMLOG_FROM, epoch_axis, outside_legend
 
 
 def epoch_cell_edges(epochs: np.ndarray) -> np.ndarray:
@@ -32,7 +32,7 @@ def epoch_cell_edges(epochs: np.ndarray) -> np.ndarray:
     """
     e = np.asarray(epochs, dtype=np.float64)
     symlog = len(e) and e.max() >= SYMLOG_FROM
-    transform = (matplotlib.scale.SymmetricalLogTransform(10, 1, 0.5) if symlog
+    transform = (matplotlib.scale.SymmetricalLogTransform(10, **SYMLOG) if symlog
                  else matplotlib.transforms.IdentityTransform())
     u = transform.transform(e.reshape(-1, 1)).ravel()
     gaps = np.diff(u) if len(u) > 1 else np.array([1.0])
