@@ -88,7 +88,9 @@ class Accumulator:
     tensors that are not reduced, such as a distance matrix, but move with the state), set the
     attributes the shapes name, then call ``super().__init__(device)``. Their ``update`` begins with
     :meth:`_device_for` (the state follows the first batch's device unless a device was given or
-    :meth:`to` was called); their :meth:`signature` says which accumulators can merge.
+    :meth:`to` was called); their :meth:`signature` says which accumulators can merge. Those the
+    tracker feeds split ``update`` into its checks and ``_add``, the unchecked rest, which the
+    tracker calls with batches it has validated once.
 
     Parameters
     ----------

@@ -158,8 +158,12 @@ class ClassStatistics(Accumulator):
         labels : tensor or array of int, shape (n,)
             Fine labels in [0, C).
         """
-        h, y = features_and_labels(features, labels, self.dim, self.num_classes,
-                                   "ClassStatistics.update")
+        self._add(*features_and_labels(features, labels, self.dim, self.num_classes,
+                                       "ClassStatistics.update"))
+
+    def _add(self, h: torch.Tensor, y: torch.Tensor) -> None:
+        """:meth:`update` without the checks, for batches already validated (by the tracker):
+        float features (n, D), integer labels (n,) in [0, C), on any devices."""
         dev = self._device_for(h.device)
         h, y = h.to(dev, torch.float64), y.to(dev, torch.int64)
         batch_counts = torch.bincount(y, minlength=self.num_classes).to(torch.float64)

@@ -50,9 +50,14 @@ class ConfusionMatrix(Accumulator):
         logits : tensor or array of shape (N, C), finite; or integer predictions of shape (N,)
         targets : tensor or array of int, shape (N,), values in [0, C)
         """
-        c = self.num_classes
-        scores, y = logits_and_targets(logits, targets, c, "ConfusionMatrix.update",
+        scores, y = logits_and_targets(logits, targets, self.num_classes, "ConfusionMatrix.update",
                                        predictions=True)
+        self._add(scores, y)
+
+    def _add(self, scores: torch.Tensor, y: torch.Tensor) -> None:
+        """:meth:`update` without the checks, for batches already validated (by the tracker):
+        logits (N, C) or predictions (N,), targets (N,) on their device."""
+        c = self.num_classes
         preds = scores.argmax(dim=1) if scores.ndim == 2 else scores
         dev = self._device_for(scores.device)
         flat = torch.bincount(y.long() * c + preds.long(), minlength=c * c)

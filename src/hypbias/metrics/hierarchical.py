@@ -183,8 +183,12 @@ class HierarchicalMistakes(Accumulator):
 
     def update(self, logits: Any, targets: Any) -> None:
         """Add a batch: finite logits of shape (N, C), targets of shape (N,) in [0, C)."""
-        logits, targets = logits_and_targets(logits, targets, self.num_classes,
-                                             "HierarchicalMistakes.update")
+        self._add(*logits_and_targets(logits, targets, self.num_classes,
+                                      "HierarchicalMistakes.update"))
+
+    def _add(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """:meth:`update` without the checks, for batches already validated (by the tracker):
+        float logits (N, C), integer targets (N,) on their device."""
         state_device = self._device_for(logits.device)
         sums = hierarchical_sums(logits.detach(), targets.long(), self._distances_on(logits.device),
                                  self.ks)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from hypbias._validation import check_int
+from hypbias.metrics._inputs import tracked_batch
 from hypbias.metrics.confusion import ConfusionMatrix
 from hypbias.metrics.rows import MetricRow
 from hypbias.train import distributed
@@ -208,9 +209,17 @@ class Tracker:
     @torch.no_grad()
     def update(self, logits: torch.Tensor, targets: torch.Tensor, split: str = "val",
                features: torch.Tensor | None = None) -> None:
-        """Add one evaluation batch: logits (N, C), targets (N,), optional features (N, D)."""
-        self._current[self._split(split)].update(logits, targets)
-        for comp in self.components_for(split):
+        """Add one evaluation batch: logits (N, C), targets (N,), optional features (N, D).
+
+        The batch is validated here, once, with one host transfer (logits finite, or integer
+        predictions (N,) in [0, C); targets in [0, C); features, when a component receives them,
+        finite and one row per target); the confusion matrix and the components take it as it is.
+        """
+        components = self.components_for(self._split(split))
+        logits, targets, features = tracked_batch(logits, targets, features if components else None,
+                                                  self.num_classes, "Tracker.update")
+        self._current[split]._add(logits, targets)
+        for comp in components:
             comp.update(split, logits, targets, features)
 
     def wants_second_pass(self, split: str) -> bool:

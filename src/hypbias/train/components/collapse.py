@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from hypbias.labelspace import LabelSpace, SpaceSet
+from hypbias.metrics._inputs import float_matrix
 from hypbias.metrics.collapse import ClassStatistics, NearestMeanMismatch, neural_collapse_in_spaces
 from hypbias.metrics.rows import MetricRow, metric_row
 from hypbias.train.components import ComponentContext, register_component
@@ -59,7 +60,8 @@ class CollapseTracker(TrackerComponent):
                features: torch.Tensor | None) -> None:
         if features is None:
             raise ValueError("CollapseTracker needs penultimate features: pass features= to Tracker.update")
-        self.stats.update(features, targets)
+        # the tracker validated the batch (features finite, one row per target) but not D
+        self.stats._add(float_matrix(features, "features", "Tracker.update", self.stats.dim), targets)
 
     def wants_second_pass(self, split: str) -> bool:
         return True

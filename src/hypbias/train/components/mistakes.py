@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from hypbias.hierarchy.tree import LCA_CONVENTIONS, Hierarchy
+from hypbias.metrics._inputs import float_matrix
 from hypbias.metrics.hierarchical import HierarchicalMistakes
 from hypbias.metrics.rows import MetricRow, metric_row
 from hypbias.train.components import ComponentContext, register_component
@@ -35,7 +36,8 @@ class MistakesTracker(TrackerComponent):
 
     def update(self, split: str, logits: torch.Tensor, targets: torch.Tensor,
                features: torch.Tensor | None) -> None:
-        self.acc[split].update(logits, targets)
+        acc = self.acc[split]  # validated by the tracker, which also takes integer predictions
+        acc._add(float_matrix(logits, "logits", "Tracker.update", acc.num_classes), targets)
 
     def all_reduce(self) -> None:
         for acc in self.acc.values():
