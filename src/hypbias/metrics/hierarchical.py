@@ -195,8 +195,8 @@ class HierarchicalMistakes(Accumulator):
         self.sums += sums.to(state_device)
 
     def _distances_on(self, device: torch.device) -> torch.Tensor:
-        """The (C, C) distances on ``device``: the buffer, or one cached copy per other device
-        (batches on another device than the state's are not copied the matrix every time)."""
+        """The (C, C) distances on ``device``: the buffer, or a copy cached once per other device
+        (so batches on another device than the state's do not copy the matrix every time)."""
         if device == self.distances.device:
             return self.distances
         if device not in self._distance_copies:
