@@ -37,9 +37,10 @@ import pandas as pd
 
 from hypbias._validation import check_float
 from hypbias.analysis.learned_hierarchy import bias_comparison, bias_gap
-from hypbias.analysis.metric_names import param_metric
+from hypbias.analysis.metric_names import param_metric, topk_ks
 from hypbias.analysis.tables import default_split, layer_order, layer_rows, metric_rows, space_curves
 from hypbias.labelspace.spaceset import FINE, SpaceSet, is_random_space, space_order
+from hypbias.metrics.hierarchical import topk_name
 
 CCC_LABELS = {
     "ccc_cover": "mutual-cover distance",
@@ -387,9 +388,9 @@ def severity_finding(metrics: pd.DataFrame, split: str, chance: float | None = N
         outcomes.append(bool(last.value < chance))
         text += (f" ({100 * last.value / chance:.0f}% of {chance:.2f}, the distance of a uniformly "
                  "random wrong class)")
-    ks = sorted(int(m.split("@")[1]) for m in metrics.metric.unique() if m.startswith("hier_dist@"))
+    ks = topk_ks(metrics.metric.unique())
     if ks:
-        top = metric_rows(metrics, f"hier_dist@{ks[-1]}", split)
+        top = metric_rows(metrics, topk_name(ks[-1]), split)
         top = top[top.space == FINE].sort_values("epoch").dropna(subset=["value"])
         if not top.empty:
             text += (f"; the mean LCA distance of the top {ks[-1]} predictions from "

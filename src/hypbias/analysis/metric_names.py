@@ -12,11 +12,16 @@ columns (:data:`hypbias.metrics.rows.COLUMNS`) and carries the setting in its na
 'blur_accuracy@sigma=2'
 >>> split_metric("blur_accuracy@sigma=2")
 ('blur_accuracy', {'sigma': '2'})
+>>> topk_ks(["hier_dist@5", "accuracy", "hier_dist@1"])
+[1, 5]
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+from hypbias.metrics.hierarchical import topk_name
 
 
 def param_metric(base: str, **params: Any) -> str:
@@ -43,4 +48,16 @@ def metric_param(name: str, base: str, key: str) -> str | None:
     return params.get(key) if got == base else None
 
 
-__all__ = ["metric_param", "param_metric", "split_metric"]
+def topk_of(name: str) -> int | None:
+    """k when ``name`` is the hierarchical top-k distance ``hier_dist@k``
+    (:func:`hypbias.metrics.hierarchical.topk_name`), else None."""
+    k = name.partition("@")[2]
+    return int(k) if k.isdigit() and topk_name(int(k)) == name else None
+
+
+def topk_ks(names: Iterable[str]) -> list[int]:
+    """The k of every ``hier_dist@k`` among ``names``, ascending, each once."""
+    return sorted({k for name in names if (k := topk_of(name)) is not None})
+
+
+__all__ = ["metric_param", "param_metric", "split_metric", "topk_ks", "topk_of"]

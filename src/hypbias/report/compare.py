@@ -26,10 +26,12 @@ from typing import Any
 import pandas as pd
 
 from hypbias.analysis.findings import comparison_finding
+from hypbias.analysis.metric_names import topk_ks
 from hypbias.analysis.tables import space_curves
 from hypbias.errors import ConfigError, DataError
 from hypbias.io import atomic_write_text
 from hypbias.labelspace.spaceset import is_random_space, space_order
+from hypbias.metrics.hierarchical import topk_name
 from hypbias.metrics.rows import COLUMNS
 from hypbias.report import figures_compare as FC
 from hypbias.report.html import Section, frame_table, render_page, write_page
@@ -215,8 +217,7 @@ def comparison_table(runs: Sequence[Run], split: str) -> pd.DataFrame:
         add(f"tau_{q:g} (epochs)", split, r.summary.get("tau", {}).get(split, {}), r.name)
         add("final accuracy (%)", split, _final(r, "accuracy", split), r.name)
         present = set(r.metrics.metric.unique())
-        topk = sorted((m for m in present if m.startswith("hier_dist@")),
-                      key=lambda m: int(m.split("@")[1]))
+        topk = [topk_name(k) for k in topk_ks(present)]
         for metric in ["mistake_severity"] * ("mistake_severity" in present) + topk:
             add(f"final {metric}", split, _final(r, metric, split), r.name)
         nc = r.metrics[r.metrics.metric.str.startswith("nc")]

@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from hypbias.analysis.metric_names import topk_ks, topk_of
 from hypbias.analysis.tables import space_curves as curves
 from hypbias.labelspace.spaceset import SpaceSet, is_random_space, space_order
-from hypbias.metrics.hierarchical import SEVERITY
+from hypbias.metrics.hierarchical import SEVERITY, topk_name
 from hypbias.report.figures import epoch_axis, space_colors, space_label
 
 LINESTYLES = ("-", "--", ":", "-.")
@@ -171,8 +172,7 @@ def plot_severity_overlay(runs: Mapping[str, pd.DataFrame], split: str) -> Figur
     """Mistake severity (left) and hierarchical top-k distances (right, one style per k)."""
     sev = {n: curves(m, SEVERITY, split) for n, m in runs.items()}
     sev = {n: t["H"] for n, t in sev.items() if "H" in t}
-    topk = {n: m[(m.split == split) & m.metric.str.startswith("hier_dist@")]
-            for n, m in runs.items()}
+    topk = {n: m[(m.split == split) & m.metric.map(topk_of).notna()] for n, m in runs.items()}
     topk = {n: t for n, t in topk.items() if not t.empty}
     if not sev and not topk:
         return None
@@ -182,10 +182,10 @@ def plot_severity_overlay(runs: Mapping[str, pd.DataFrame], split: str) -> Figur
         left.plot(curve.index, curve.to_numpy(), color=colors[name], lw=1.6, label=name)
     left.set_title("mistake severity (mean LCA distance of top-1 mistakes)", fontsize=9)
     left.set_ylabel("LCA distance")
-    ks = sorted({int(m.split("@")[1]) for t in topk.values() for m in t.metric.unique()})
+    ks = topk_ks(name for t in topk.values() for name in t.metric.unique())
     for name, table in topk.items():
         for i, k in enumerate(ks):
-            curve = curves(table, f"hier_dist@{k}", split)
+            curve = curves(table, topk_name(k), split)
             if "H" in curve:
                 right.plot(curve.index, curve["H"], color=colors[name], lw=1.4,
                            ls=LINESTYLES[i % len(LINESTYLES)],
