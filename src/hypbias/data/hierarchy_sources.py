@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from hypbias.data.base import create_dataset
-from hypbias.data.imagefolder import check_wnids, list_images
+from hypbias.data.imagefolder import list_images, select_classes
 from hypbias.errors import ConfigError, DataError
 from hypbias.hierarchy.class_index import load_class_index
 from hypbias.hierarchy.files import read_hierarchy
@@ -82,10 +82,10 @@ def dataset_source(name: str, data_dir: str | Path | None, wordnet_dir: str | Pa
     if name in ("imagenet", "imagefolder"):  # the folder names suffice: decode no image
         if data_dir is None:
             raise ConfigError(f"--dataset {name} needs --data-dir (the folder holding train/)")
-        classes = list(list_images(Path(data_dir) / "train"))
-        check_wnids(classes, Path(data_dir) / "train", wordnet_dir)
-        hierarchy = wordnet(classes, source=wordnet_dir)
-        return hierarchy, wordnet_spaces(hierarchy)
+        root = Path(data_dir)
+        _, hierarchy, spaces = select_classes(root, list(list_images(root / "train")), None,
+                                              wordnet_dir, None)
+        return hierarchy, spaces
     bundle = create_dataset(name, **({} if data_dir is None else {"root": data_dir}))
     return bundle.hierarchy, bundle.spaces
 

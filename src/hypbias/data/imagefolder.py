@@ -266,7 +266,8 @@ def load_imagefolder(
         raise ValueError(f"The 'in_memory' parameter of {owner} can be False only with cache=True "
                          "(the memory-mapped cache serves such splits). Got cache=False instead.")
     folders = {split: list_images(root / split) for split in ("train", "val")}
-    classes, tree, spaces = select_classes(root, folders, hierarchy, wordnet, within)
+    check_val_classes(root, folders)
+    classes, tree, spaces = select_classes(root, list(folders["train"]), hierarchy, wordnet, within)
     images = ImageOptions(image_size, resize, scaling, in_memory, cache,
                           Path(cache_dir) if cache_dir is not None else default_cache_dir(), workers)
     splits = {split: load_split(root / split, [folders[split].get(c, []) for c in classes],
@@ -281,15 +282,19 @@ def load_imagefolder(
                          (3, image_size, image_size), spaces=spaces, info=info)
 
 
-def select_classes(root: Path, folders: dict[str, dict[str, list[Path]]],
-                   hierarchy: str | Path | None, wordnet: str | Path | None, within: str | None
-                   ) -> tuple[list[str], Hierarchy, dict[str, LabelSpace]]:
-    """The classes (train folder names, optionally those ``within`` a synset), their hierarchy
-    (the given file, else WordNet) and the label spaces it defines (the paper's, for WordNet)."""
+def check_val_classes(root: Path, folders: dict[str, dict[str, list[Path]]]) -> None:
+    """Every class folder of ``val/`` has a train folder (``folders``: split -> class -> files)."""
     stray = [c for c in folders["val"] if c not in folders["train"]]
     if stray:
         raise DataError(f"{root / 'val' / stray[0]}: class folder {stray[0]!r} has no train folder")
-    classes = list(folders["train"])
+
+
+def select_classes(root: Path, classes: list[str], hierarchy: str | Path | None,
+                   wordnet: str | Path | None, within: str | None
+                   ) -> tuple[list[str], Hierarchy, dict[str, LabelSpace]]:
+    """The classes (the train folder names ``classes``, optionally those ``within`` a synset), their
+    hierarchy (the given file, else WordNet) and the label spaces it defines (the paper's, for
+    WordNet)."""
     if hierarchy is None:
         check_wnids(classes, root / "train", wordnet)
     if within is not None:
