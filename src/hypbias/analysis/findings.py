@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from hypbias._validation import check_float
-from hypbias.analysis.learned_hierarchy import bias_comparison, bias_gap
+from hypbias.analysis.learned_hierarchy import LearnedFrom, bias_comparison, bias_gap
 from hypbias.analysis.metric_names import param_metric, topk_ks
 from hypbias.analysis.tables import default_split, layer_order, layer_rows, metric_rows, space_curves
 from hypbias.labelspace.spaceset import FINE, SpaceSet, is_random_space, space_order
@@ -464,7 +464,6 @@ def learned_finding(analysis: Mapping[str, Any]) -> str:
     are left out.
     """
     origin = analysis["learned_from"]
-    what = "confusion matrix" if origin["source"] == "confusion" else "class means"
     cuts = ", ".join(f"{c['space']} {c['ari']:.2f}" for c in analysis["cuts"])
     conv = analysis["convergence"]
     rows = conv["spaces"]
@@ -480,9 +479,9 @@ def learned_finding(analysis: Mapping[str, Any]) -> str:
     circular = (" The hierarchy was learned from the evaluated split itself, which favours it."
                 if origin["circular"] else "")
     numbers = (
-        f"learned from the {origin['split']} split's {what} at epoch {origin['epoch']} "
-        f"({origin['method']} linkage), the hierarchy has a CCC of {analysis['ccc']:.2f} with the "
-        f"given one (LCA heights) and its cuts agree with the given ones at ARI {cuts}; on the "
+        f"learned from {LearnedFrom.from_dict(origin).describe()}, the hierarchy has a CCC of "
+        f"{analysis['ccc']:.2f} with the given one (LCA heights) and its cuts agree with the given "
+        f"ones at ARI {cuts}; on the "
         f"{origin['evaluated']} split, hypernyms converge ahead of random groupings of the same "
         f"sizes by τ(R) − τ(S) = {gaps('learned')} epochs ({', '.join(r['space'] for r in rows)}) "
         f"under the learned tree and {gaps('given')} under the given one (τ at "

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,11 @@ class LearnedFrom:
         """E.g. "the train split's confusion matrix at epoch 3 (average linkage)"."""
         what = "confusion matrix" if self.source == "confusion" else "class means"
         return f"the {self.split} split's {what} at epoch {self.epoch} ({self.method} linkage)"
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> LearnedFrom:
+        """The origin recorded in an analysis (``analysis["learned_from"]``, extra keys ignored)."""
+        return cls(**{f.name: record[f.name] for f in fields(cls)})
 
 
 # ---------------------------------------------------------------------------- learning

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from hypbias.analysis.findings import learned_finding
 from hypbias.analysis.learned_hierarchy import (
     HIERARCHY_FILE,
+    LearnedFrom,
     bias_comparison,
     bias_gap,
     read_learned,
@@ -104,13 +105,12 @@ def learned_hierarchy(ctx: RunContext) -> Section | None:
                 else "another split, so the learned tree is not fitted to the errors it is "
                      "evaluated on")
     sec.paragraphs.append(
-        f"{HIERARCHY_FILE} was clustered ({origin['method']} linkage) from the {origin['split']} "
-        f"split's {'confusion matrix' if origin['source'] == 'confusion' else 'class means'} at "
-        f"epoch {origin['epoch']}; τ is measured on the {origin['evaluated']} split's confusion "
-        f"matrices: {circular}. The CCC correlates the two trees' LCA heights over class pairs. The "
-        "learned tree is binary; its n groups lie below its n − 1 highest merges, and the adjusted "
-        "Rand index compares them with the given partition of n groups (1 = the same, 0 = chance). "
-        "The learned spaces' random draws keep their group sizes."
+        f"{HIERARCHY_FILE} was clustered from {LearnedFrom.from_dict(origin).describe()}; τ is "
+        f"measured on the {origin['evaluated']} split's confusion matrices: {circular}. The CCC "
+        "correlates the two trees' LCA heights over class pairs. The learned tree is binary; its n "
+        "groups lie below its n − 1 highest merges, and the adjusted Rand index compares them with "
+        "the given partition of n groups (1 = the same, 0 = chance). The learned spaces' random "
+        "draws keep their group sizes."
     )
     sec.tables.append(learned_table(analysis))
     sec.figures.append(("learned_hierarchy", plot_learned(analysis),
