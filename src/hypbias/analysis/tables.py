@@ -28,18 +28,16 @@ def default_split(rows: pd.DataFrame, preferred: str = "train") -> str | None:
     return preferred if preferred in splits else str(splits[0])
 
 
-def space_curves(metrics: pd.DataFrame, metric: str, split: str | None = None,
-                 fold_draws: bool = True) -> pd.DataFrame:
+def space_curves(metrics: pd.DataFrame, metric: str, split: str | None = None) -> pd.DataFrame:
     """Epochs × spaces table of one whole-model metric, spaces in :func:`space_order`.
 
-    With ``fold_draws`` the random draws ``R<n>#k`` are averaged into their ``R<n>`` column
-    (a stored ``R<n>`` row, the same mean, is averaged with them to the same value).
+    The random draws ``R<n>#k`` are averaged into their ``R<n>`` column (a stored ``R<n>`` row,
+    the same mean, is averaged with them to the same value).
     """
     sel = metric_rows(metrics, metric, split)
     if sel.empty:
         return pd.DataFrame()
-    if fold_draws:
-        sel = sel.assign(space=sel.space.str.split("#").str[0])
+    sel = sel.assign(space=sel.space.str.split("#").str[0])
     wide = sel.pivot_table(index="epoch", columns="space", values="value", aggfunc="mean",
                            dropna=False)  # a space whose values are all NaN keeps its column
     return wide[space_order(sel.space)].sort_index()
