@@ -54,7 +54,6 @@ CCC_METHODS = {"direct comparison": "example pairs", "class means": "class means
 """Table 6's column headings and how a sentence names them."""
 
 SUPPORTS, MIXED, NOT_SUPPORTED = "supports", "gives mixed support to", "does not support"
-VERDICTS = (SUPPORTS, MIXED, NOT_SUPPORTED)
 """The three verdicts, as they read in a sentence ("This run supports the paper's claim ...")."""
 
 Outcome = bool | None
@@ -552,8 +551,7 @@ def comparison_finding(base: tuple[str, dict[str, Any], dict[str, float]],
 
 
 __all__ = ["CCC_LABELS", "CCC_METHODS", "MIXED", "NC_MEASURES", "NOT_SUPPORTED", "SUPPORTS",
-           "VERDICTS", "Outcome", "blur_finding", "ccc_table_finding", "chance_severity",
-           "collapse_finding", "comparison_finding", "convergence_finding", "cover_spaces_finding",
-           "drop_epoch",
+           "Outcome", "blur_finding", "ccc_table_finding", "chance_severity", "collapse_finding",
+           "comparison_finding", "convergence_finding", "cover_spaces_finding", "drop_epoch",
            "learned_finding", "loss_terms_finding", "manifold_finding", "picture_finding",
            "probe_training_finding", "run_findings", "severity_finding", "verdict"]
