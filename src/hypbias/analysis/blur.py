@@ -191,7 +191,7 @@ def blur_table(metrics: pd.DataFrame) -> pd.DataFrame:
         sigma = metrics.metric.map(lambda name, b=base: metric_param(name, b, "sigma"))
         sel = metrics[sigma.notna()]
         parsed.append(sel.assign(metric=base, sigma=sigma[sigma.notna()].astype(float)))
-    out = pd.concat(parsed) if parsed else pd.DataFrame()
+    out = pd.concat(parsed)
     columns = ["epoch", "split", "space", "metric", "sigma", "value"]
     if out.empty:
         return pd.DataFrame(columns=columns)
