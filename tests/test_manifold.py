@@ -436,6 +436,12 @@ def test_settings_validate_their_fields():
     assert ManifoldSettings(dim=5).as_dict()["dim"] == 5
 
 
+@pytest.mark.parametrize(("train_in", "expected"), [
+    ("H", ["H"]), ("all", ["H", "S2", "S6"]), (("S6",), ["H", "S6"]), (("S6", "H", "S2"), ["H", "S6", "S2"])])
+def test_probes_train_in_h_first_then_the_spaces_asked_for(train_in, expected):
+    assert ManifoldSettings(probe_train_spaces=train_in).train_spaces(["S2", "H", "S6"]) == expected
+
+
 def test_both_spaces_give_the_rows_of_each_space_alone_and_probes_train_in_each_space(rng):
     """space='both' = the UMAP run's rows plus the raw run's rows renamed '@space=raw'; training
     probes in every space adds '@trained=S2' rows and leaves the H-trained ones unchanged."""

@@ -112,12 +112,12 @@ class ManifoldSettings:
         check_int(self.batch_size, "batch_size", owner, low=1)
 
     def train_spaces(self, spaces: Sequence[str]) -> list[str]:
-        """The spaces probes are trained in, among ``spaces`` (H first)."""
+        """The spaces probes are trained in, among ``spaces``: H first, always, then the others of
+        ``probe_train_spaces`` (every one of ``spaces`` for ``"all"``) in their order."""
         if self.probe_train_spaces == "H":
             return ["H"]
-        if self.probe_train_spaces == "all":
-            return list(spaces)
-        return list(self.probe_train_spaces)
+        named = spaces if self.probe_train_spaces == "all" else self.probe_train_spaces
+        return ["H", *(name for name in named if name != "H")]
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values, for recording next to the results."""
@@ -218,7 +218,7 @@ def manifold_metrics(
     if probing:
         probe_feats = extract_features(model, torch.cat([probe_train.x, probe_test.x]), layers,
                                        settings.probe_pool, settings.batch_size, settings.token)
-        train_in = ["H", *(n for n in settings.train_spaces(list(spaces)) if n != "H")]
+        train_in = settings.train_spaces(list(spaces))
     rows: list[dict[str, Any]] = []
     stage = "covers" if settings.space == "raw" else "UMAP"
     for layer in tqdm(layers, desc=f"{stage} (epoch {epoch})", disable=not progress, leave=False):
