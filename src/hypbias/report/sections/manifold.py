@@ -38,9 +38,9 @@ def _tables(ctx: RunContext, sec: Section) -> None:
         return
     trained = sorted({space for name in m.metric.unique()
                       if (space := metric_param(name, "probe_accuracy", "trained")) is not None})
+    epoch = int(m[m.metric == "probe_accuracy"].epoch.max())  # Table 7's: the last probed epoch
     for space in [s for s in ctx.spaces.hypernyms if s in trained]:
-        table7 = probe_table(m, space)
-        epoch = int(m[m.metric == "probe_accuracy"].epoch.max())
+        table7 = probe_table(m, space, epoch)
         finding = probe_training_finding(table7, space, epoch,
                                          ctx.run.config["manifold"].get("probe_method", "logistic"))
         if finding:
