@@ -206,7 +206,8 @@ def test_an_occupied_run_directory_and_bad_epochs_are_refused(saved, tmp_path, c
     (tmp_path / "metrics.csv").write_text("")
     assert _analyse(config_file, f"{folder}/*", tmp_path) == 2
     err = capsys.readouterr().err
-    assert f"{tmp_path}: already holds an unfinished run" in err and "--overwrite" in err
+    assert f"{tmp_path}: already holds an unfinished run;" in err and "--overwrite" in err
+    assert "--resume" not in err  # no command resumes an analysis of checkpoints
     assert (tmp_path / "metrics.csv").read_text() == ""
     assert _analyse(config_file, f"{folder}/*", tmp_path / "new", "--epochs", "1,x") == 2
     assert "--epochs '1,x': expected comma-separated integers" in capsys.readouterr().err

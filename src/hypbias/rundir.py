@@ -177,17 +177,19 @@ class RunDir:
         """Whether the run finished (its ``summary.json`` was written)."""
         return self.file("summary.json").is_file() and not self.file(OVERWRITE_MARKER).exists()
 
-    def start(self, config_text: str, fingerprint: str, *, overwrite: bool = False) -> None:
+    def start(self, config_text: str, fingerprint: str, *, overwrite: bool = False,
+              resumable: bool = True) -> None:
         """Make the directory a new run's, writing its ``config.yaml``.
 
         An earlier run's files are refused unless ``overwrite``; then they are removed after the new
         ``config.yaml`` is in place (see the module docstring), the marker recording ``fingerprint``
-        (the new config's) in between.
+        (the new config's) in between. ``resumable``: an unfinished run here is one ``hypbias run
+        --resume`` continues (the refusal says so); False for runs no command resumes.
         """
         earlier = self.earlier_files()
         if earlier and not overwrite:
-            state = ("a finished run" if self.is_complete else
-                     f"an unfinished run: continue it with 'hypbias run --resume {self.path}'")
+            hint = f": continue it with 'hypbias run --resume {self.path}'" if resumable else ""
+            state = "a finished run" if self.is_complete else f"an unfinished run{hint}"
             raise DataError(f"{self.path}: already holds {state}; choose another --out, or pass "
                             "--overwrite to replace it")
         self.path.mkdir(parents=True, exist_ok=True)

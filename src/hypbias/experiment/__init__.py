@@ -1,6 +1,7 @@
 """Experiments, one module per command: ``hypbias run`` (:mod:`.run`: train, analyse, report),
-``hypbias analyze`` (:mod:`.analyze`: the manifold analysis of saved checkpoints) and
-``hypbias blur`` (:mod:`.blur`: the frequency analysis of saved checkpoints); :mod:`.base` holds
+``hypbias analyze`` (:mod:`.analyze`: the manifold analysis of saved checkpoints),
+``hypbias blur`` (:mod:`.blur`: the frequency analysis of saved checkpoints) and
+``hypbias analyze-checkpoints`` (:mod:`.series`: checkpoints trained elsewhere); :mod:`.base` holds
 what they share."""
 
 from hypbias.experiment.analyze import analyze_checkpoints

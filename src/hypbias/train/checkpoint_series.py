@@ -138,7 +138,7 @@ def analyse_checkpoint_series(config: Config, checkpoints: Sequence[Path], out: 
     plain["train"] = {**plain["train"], "epochs": series[-1][0]}
     if rank == 0:
         RunDir(Path(out)).start(yaml.safe_dump(plain, sort_keys=False), fingerprint(plain),
-                                overwrite=overwrite)
+                                overwrite=overwrite, resumable=False)
     mine = list(range(rank, len(series), world))
     measured = []
     loggers = build_loggers(config.log, out, epochs=series[-1][0], config=config.as_dict(),
